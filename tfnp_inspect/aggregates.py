@@ -1,0 +1,191 @@
+"""Per-function aggregates that stay exact when the ring buffer evicts records.
+
+Durations go into a log-linear histogram (8 buckets per power of two, so quantiles are within
+about 6% of the truth) in constant memory; counts, totals and maxima are exact.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+_SUB_BITS = 3  # 2**3 sub-buckets per power of two
+
+
+def bucket_of(value_ns: int) -> int:
+    if value_ns < (1 << _SUB_BITS):
+        return value_ns
+    shift = value_ns.bit_length() - _SUB_BITS - 1
+    return ((shift + 1) << _SUB_BITS) | ((value_ns >> shift) & ((1 << _SUB_BITS) - 1))
+
+
+def bucket_bounds(bucket: int) -> tuple[int, int]:
+    """[low, high) of the values that land in ``bucket``."""
+    if bucket < (1 << _SUB_BITS):
+        return bucket, bucket + 1
+    shift = (bucket >> _SUB_BITS) - 1
+    mantissa = (1 << _SUB_BITS) | (bucket & ((1 << _SUB_BITS) - 1))
+    return mantissa << shift, (mantissa + 1) << shift
+
+
+class DurationHistogram:
+    """Streaming histogram of durations in nanoseconds."""
+
+    __slots__ = ("counts", "count")
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+        self.count = 0
+
+    def add(self, value_ns: int) -> None:
+        b = bucket_of(value_ns)
+        self.counts[b] = self.counts.get(b, 0) + 1
+        self.count += 1
+
+    def merge(self, other: DurationHistogram) -> None:
+        for b, n in other.counts.items():
+            self.counts[b] = self.counts.get(b, 0) + n
+        self.count += other.count
+
+    def quantile(self, q: float) -> float:
+        """The q-quantile (0..1), at the middle of its bucket; NaN when empty."""
+        if not self.count:
+            return float("nan")
+        rank = q * (self.count - 1)
+        seen = 0
+        for b in sorted(self.counts):
+            seen += self.counts[b]
+            if seen > rank:
+                low, high = bucket_bounds(b)
+                return (low + high - 1) / 2
+        low, high = bucket_bounds(max(self.counts))
+        return (low + high - 1) / 2
+
+    def copy(self) -> DurationHistogram:
+        clone = DurationHistogram()
+        clone.counts = dict(self.counts)
+        clone.count = self.count
+        return clone
+
+
+@dataclass
+class FunctionStats:
+    """Aggregates of one function over every recorded call, evicted or not."""
+
+    func_name: str
+    calls: int = 0
+    errors: int = 0
+    total_ns: int = 0
+    max_ns: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    violations: Counter = field(default_factory=Counter)
+    histogram: DurationHistogram = field(default_factory=DurationHistogram, repr=False)
+
+    def add(self, duration_ns: int, bytes_in: int, bytes_out: int, failed: bool, kinds: Any) -> None:
+        self.calls += 1
+        if failed:
+            self.errors += 1
+        self.total_ns += duration_ns
+        if duration_ns > self.max_ns:
+            self.max_ns = duration_ns
+        self.bytes_in += bytes_in
+        self.bytes_out += bytes_out
+        for kind in kinds:
+            self.violations[kind] += 1
+        self.histogram.add(duration_ns)
+
+    def merge(self, other: FunctionStats) -> None:
+        self.calls += other.calls
+        self.errors += other.errors
+        self.total_ns += other.total_ns
+        self.max_ns = max(self.max_ns, other.max_ns)
+        self.bytes_in += other.bytes_in
+        self.bytes_out += other.bytes_out
+        self.violations.update(other.violations)
+        self.histogram.merge(other.histogram)
+
+    @property
+    def mean_ns(self) -> float:
+        return self.total_ns / self.calls if self.calls else float("nan")
+
+    @property
+    def p50_ns(self) -> float:
+        return self.histogram.quantile(0.50)
+
+    @property
+    def p99_ns(self) -> float:
+        return self.histogram.quantile(0.99)
+
+    def snapshot(self) -> FunctionStats:
+        return FunctionStats(
+            self.func_name, self.calls, self.errors, self.total_ns, self.max_ns, self.bytes_in,
+            self.bytes_out, Counter(self.violations), self.histogram.copy(),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "func_name": self.func_name,
+            "calls": self.calls,
+            "errors": self.errors,
+            "total_ns": self.total_ns,
+            "mean_ns": self.mean_ns,
+            "p50_ns": self.p50_ns,
+            "p99_ns": self.p99_ns,
+            "max_ns": self.max_ns,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "violations": dict(self.violations),
+            "histogram": {str(b): n for b, n in sorted(self.histogram.counts.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FunctionStats:
+        stats = cls(
+            str(data["func_name"]), int(data["calls"]), int(data["errors"]), int(data["total_ns"]),
+            int(data["max_ns"]), int(data["bytes_in"]), int(data["bytes_out"]),
+            Counter({str(k): int(v) for k, v in dict(data["violations"]).items()}),
+        )
+        for b, n in dict(data["histogram"]).items():
+            stats.histogram.counts[int(b)] = int(n)
+        stats.histogram.count = sum(stats.histogram.counts.values())
+        return stats
+
+
+class TraceStats(Mapping[str, FunctionStats]):
+    """Snapshot of the per-function aggregates, keyed by function name."""
+
+    def __init__(self, per_function: Mapping[str, FunctionStats]) -> None:
+        self._per_function = dict(per_function)
+
+    def __getitem__(self, name: str) -> FunctionStats:
+        return self._per_function[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._per_function)
+
+    def __len__(self) -> int:
+        return len(self._per_function)
+
+    @property
+    def calls(self) -> int:
+        return sum(s.calls for s in self._per_function.values())
+
+    @property
+    def violations(self) -> Counter:
+        total: Counter = Counter()
+        for s in self._per_function.values():
+            total.update(s.violations)
+        return total
+
+    def __repr__(self) -> str:
+        from .render import stats_text  # rendering is a layer above; imported on use
+
+        return stats_text(self)
+
+    def _repr_html_(self) -> str:
+        from .render import stats_html
+
+        return stats_html(self)

@@ -1,0 +1,162 @@
+"""Describing arrays cheaply: content fingerprints, aliasing roots, samples and capture copies.
+
+Everything here runs once per input or output of every traced call, so it avoids numpy
+reductions and ``str(dtype)`` (microseconds each) and reads each byte at most once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xxhash
+
+from .records import (
+    FLAG_C_CONTIGUOUS,
+    FLAG_SHARES_TENSOR,
+    FLAG_STATS_EXACT,
+    FLAG_WRITEABLE,
+    RawArray,
+)
+
+#: Elements copied per numeric array for the lazily computed stats ('summary' capture).
+SAMPLE_ELEMENTS = 128
+#: Arrays above this size are never copied for capture (the note says so).
+MAX_CAPTURE_ARRAY_BYTES = 2 << 30
+#: TF wraps returned buffers without copying only when their data pointer is this aligned.
+TF_ALIGNMENT = 64
+#: Below this size a copy by TF is too cheap to mention (and checking alignment costs ~1 us).
+COPY_HINT_MIN_BYTES = 64 << 10
+
+_xxh3 = xxhash.xxh3_64_intdigest
+_ndarray = np.ndarray
+_tensor_wrapper_type: type | None = None
+
+
+def _is_tensor_wrapper(obj: Any) -> bool:
+    """TF hands graph-mode inputs over as views whose base is a ``tensorflow_wrapper``."""
+    global _tensor_wrapper_type
+    kind = type(obj)
+    if kind is _tensor_wrapper_type:
+        return True
+    if kind.__name__ == "tensorflow_wrapper":
+        _tensor_wrapper_type = kind
+        return True
+    return False
+
+
+def fingerprint(value: Any) -> int:
+    """xxh3_64 of an array's logical contents (layout-independent; object items by value)."""
+    if isinstance(value, _ndarray):
+        if value.dtype.hasobject:
+            return _object_fingerprint(value)
+        if value.flags.c_contiguous:
+            return _xxh3(value)
+        return _xxh3(np.ascontiguousarray(value))
+    if isinstance(value, (bytes, str)):
+        return _xxh3(value.encode() if isinstance(value, str) else value)
+    if isinstance(value, np.generic):
+        return _xxh3(value) if not isinstance(value, np.object_) else _xxh3(repr(value).encode())
+    return _xxh3(repr(value).encode())
+
+
+def _object_fingerprint(array: np.ndarray) -> int:
+    """Object arrays (tf.string) hold pointers: hash the items themselves, length-prefixed."""
+    hasher = xxhash.xxh3_64()
+    hasher.update(repr(array.shape).encode())
+    for item in array.ravel(order="C"):
+        if isinstance(item, str):
+            item = item.encode("utf-8", "surrogatepass")
+        elif not isinstance(item, bytes):
+            item = repr(item).encode()
+        hasher.update(len(item).to_bytes(8, "little"))
+        hasher.update(item)
+    return hasher.intdigest()
+
+
+def alias_root(array: np.ndarray) -> Any:
+    """The object that owns an array's memory: the end of the ``.base`` chain.
+
+    numpy shortens chains of views, but not past an array whose base is a foreign object
+    (a view of a TF input has the input array as base, whose base is the TF buffer).
+    """
+    root = array
+    base = root.base
+    while base is not None:
+        root = base
+        base = getattr(root, "base", None) if isinstance(root, _ndarray) else None
+    return root
+
+
+def as_array(value: Any) -> np.ndarray:
+    """Non-array values as TF would see them (bytes and str become tf.string, i.e. object)."""
+    if isinstance(value, (bytes, str)):
+        return np.array(value, dtype=object)
+    return np.asarray(value)
+
+
+def stats_sample(array: np.ndarray) -> tuple[np.ndarray | None, bool]:
+    """A small evenly strided copy for stats; exact when the array is small enough."""
+    if array.dtype.kind not in "biuf":
+        return None, False
+    size = array.size
+    if size <= SAMPLE_ELEMENTS:
+        return array.copy() if array.ndim <= 1 else array.reshape(-1).copy(), True
+    step = -(-size // SAMPLE_ELEMENTS)
+    return array.reshape(-1)[::step].copy(), False
+
+
+def capture_copy(value: Any) -> np.ndarray:
+    array = value if isinstance(value, _ndarray) else as_array(value)
+    return array.copy()
+
+
+def describe(
+    value: Any,
+    *,
+    sample: bool,
+    data: np.ndarray | None = None,
+    note: str | None = None,
+    aliases_input: int | None = None,
+    copy_check: bool = False,
+    fp: int | None = None,
+) -> RawArray:
+    """Describe one input or output; ``fp`` reuses a fingerprint the caller already computed."""
+    if not isinstance(value, _ndarray):
+        array = as_array(value)
+        bits = FLAG_C_CONTIGUOUS
+    else:
+        array = value
+        flags = array.flags
+        bits = (FLAG_WRITEABLE if flags.writeable else 0) | (
+            FLAG_C_CONTIGUOUS if flags.c_contiguous else 0
+        )
+        base = array.base
+        if base is not None and _is_tensor_wrapper(base):
+            bits |= FLAG_SHARES_TENSOR
+    if fp is None:
+        fp = fingerprint(array)
+    small = None
+    if sample and data is None:
+        small, exact = stats_sample(array)
+        if exact:
+            bits |= FLAG_STATS_EXACT
+    will_be_copied = None
+    if copy_check:
+        will_be_copied = tf_will_copy(array)
+    return RawArray(
+        array.shape, array.dtype, array.nbytes, fp, bits, aliases_input, will_be_copied,
+        small, data, note,
+    )
+
+
+def tf_will_copy(array: np.ndarray) -> bool | None:
+    """Graph mode: TF copies a returned array that is not C-contiguous or not 64-byte aligned.
+
+    Alignment is only looked at for arrays big enough for the copy to matter (None otherwise).
+    """
+    if not array.flags.c_contiguous or array.dtype.hasobject:
+        return True
+    if array.nbytes < COPY_HINT_MIN_BYTES:
+        return None
+    return array.ctypes.data % TF_ALIGNMENT != 0

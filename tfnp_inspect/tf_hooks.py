@@ -1,0 +1,189 @@
+"""Everything that relies on TensorFlow's internals, in one place (tested against the installed TF).
+
+- the real ``numpy_function`` (``tensorflow.python.ops.script_ops``) and the public aliases we patch;
+- the PyFunc registry (``script_ops._py_funcs``), through which TF calls every PyFunc op, so that
+  graphs built before tracing was switched on are observed too;
+- autograph's marker for functions it must not convert, and its source maps for call sites.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .checks import ToutSpec
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_lock = threading.Lock()
+_saved_aliases: list[tuple[Any, str, Any]] = []
+_saved_registry_call: Any = None
+
+
+def tf() -> ModuleType:
+    """TensorFlow, imported on first use so that ``import tfnp_inspect`` stays light."""
+    import tensorflow
+
+    return tensorflow
+
+
+def script_ops() -> ModuleType:
+    from tensorflow.python.ops import script_ops as module
+
+    return module
+
+
+def original_numpy_function() -> Callable[..., Any]:
+    return script_ops().numpy_function
+
+
+def executing_eagerly() -> bool:
+    return tf().executing_eagerly()
+
+
+def mark_do_not_convert(func: Callable[..., Any]) -> Callable[..., Any]:
+    """What ``tf.autograph.experimental.do_not_convert`` sets, without importing TF at import.
+
+    Autograph would otherwise rewrite our wrapper when it is called inside a ``tf.function``.
+    """
+    func.autograph_info__ = frozenset()  # type: ignore[attr-defined]
+    return func
+
+
+def tout_spec(Tout: Any) -> ToutSpec | None:
+    """``Tout`` in numpy terms; None when TF would reject it anyway (TF raises its own error)."""
+    try:
+        is_list = isinstance(Tout, (list, tuple))
+        dtypes = [tf().as_dtype(t) for t in (Tout if is_list else [Tout])]
+        numpy_dtypes = tuple(
+            np.dtype(object) if d == tf().string else np.dtype(d.as_numpy_dtype) for d in dtypes
+        )
+    except (TypeError, ValueError):
+        return None
+    return ToutSpec(tuple(d.name for d in dtypes), numpy_dtypes, is_list)
+
+
+def op_metadata(result: Any) -> tuple[str | None, str | None]:
+    """(op name, registry token) of a graph-mode PyFunc from the tensors or op it returned."""
+    first = result[0] if isinstance(result, (list, tuple)) and result else result
+    op = getattr(first, "op", first)
+    try:
+        token = op.get_attr("token")
+        return op.name, token.decode() if isinstance(token, bytes) else str(token)
+    except (AttributeError, ValueError, TypeError):
+        return getattr(op, "name", None), None
+
+
+# -- call sites ---------------------------------------------------------------------------------
+
+
+def _is_library_frame(filename: str) -> bool:
+    return (
+        filename.startswith(_PACKAGE_DIR)
+        or "__autograph_generated_file" in filename
+        or f"{os.sep}tensorflow{os.sep}" in filename
+        or f"{os.sep}keras{os.sep}" in filename
+        or f"{os.sep}tf_keras{os.sep}" in filename
+        or filename.startswith("<frozen ")
+    )
+
+
+def user_call_site(depth: int = 1) -> str | None:
+    """file:line of the ``numpy_function`` call in user code, through autograph's rewriting."""
+    frame = sys._getframe(depth)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if "__autograph_generated_file" in filename:
+            origin = _autograph_origin(frame)
+            if origin is not None:
+                return origin
+        elif not _is_library_frame(filename):
+            return f"{filename}:{frame.f_lineno}"
+        frame = frame.f_back
+    return None
+
+
+def _autograph_origin(frame: Any) -> str | None:
+    """Map a line of autograph's generated code back to the user's source line."""
+    caller = frame.f_back
+    converted = caller.f_locals.get("converted_f") if caller is not None else None
+    source_map = getattr(converted, "ag_source_map", None)
+    if not source_map:
+        return None
+    for location, origin in source_map.items():
+        if location.filename == frame.f_code.co_filename and location.lineno == frame.f_lineno:
+            return f"{origin.loc.filename}:{origin.loc.lineno}"
+    return None
+
+
+# -- patching -------------------------------------------------------------------------------------
+
+
+def _alias_owners() -> list[Any]:
+    module = tf()
+    owners = [module]
+    for path in ("compat.v1", "compat.v2"):
+        owner: Any = module
+        for part in path.split("."):
+            owner = getattr(owner, part, None)
+        if owner is not None:
+            owners.append(owner)
+    return owners
+
+
+def patch(replacement: Callable[..., Any], observe_foreign: Callable[[Any, str], Any]) -> None:
+    """Route ``tf.numpy_function`` (and its compat aliases) and the PyFunc registry through us."""
+    global _saved_registry_call
+    with _lock:
+        if _saved_aliases:
+            return
+        for owner in _alias_owners():
+            if hasattr(owner, "numpy_function"):
+                _saved_aliases.append((owner, "numpy_function", owner.numpy_function))
+                setattr(owner, "numpy_function", replacement)
+        registry_class = script_ops().FuncRegistry
+        _saved_registry_call = registry_class.__call__
+        registry_class.__call__ = _registry_hook(_saved_registry_call, observe_foreign)
+
+
+def unpatch() -> None:
+    global _saved_registry_call
+    with _lock:
+        while _saved_aliases:
+            owner, attribute, original = _saved_aliases.pop()
+            setattr(owner, attribute, original)
+        if _saved_registry_call is not None:
+            script_ops().FuncRegistry.__call__ = _saved_registry_call
+            _saved_registry_call = None
+
+
+def is_patched() -> bool:
+    return bool(_saved_aliases)
+
+
+#: Tokens of PyFunc ops whose registered function is already our instrumented wrapper.
+instrumented_tokens: set[str] = set()
+
+
+def _registry_hook(original_call: Callable[..., Any], observe_foreign: Callable[[Any, str], Any]) -> Any:
+    def __call__(self: Any, token: Any, device: Any, args: Any) -> Any:
+        if token in instrumented_tokens:
+            return original_call(self, token, device, args)
+        func = self.get(token, None)
+        if func is None or isinstance(func, script_ops().EagerFunc) or hasattr(func, "__tfnp_probe__"):
+            return original_call(self, token, device, args)
+        # A PyFunc registered before tracing started (or through an alias we could not patch):
+        # call it through an observer, then convert the result exactly as TF does.
+        ret = observe_foreign(func, token)(*args)
+        if isinstance(ret, bytes):
+            ret = [ret]
+        if isinstance(ret, (tuple, list)):
+            return [self._convert(x) for x in ret]
+        return self._convert(ret)
+
+    return __call__

@@ -1,0 +1,71 @@
+"""``Trace``: the read side of a recorder, what ``trace()`` yields and ``load()`` returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .aggregates import TraceStats
+from .records import Hint, Invocation, Violation
+from .recorder import Recorder, Subscription
+
+
+class Trace:
+    """A view of recorded invocations: live while its ``trace()`` block runs, frozen after.
+
+    Wraps a :class:`~tfnp_inspect.recorder.Recorder`; every reader (magics, panel, export)
+    goes through here or through the recorder itself.
+    """
+
+    def __init__(self, recorder: Recorder, source: str | None = None) -> None:
+        self.recorder = recorder
+        self.source = source  # the file(s) a loaded trace came from
+
+    @property
+    def invocations(self) -> list[Invocation]:
+        return self.recorder.invocations()
+
+    @property
+    def violations(self) -> list[Violation]:
+        return self.recorder.violations()
+
+    @property
+    def hints(self) -> list[Hint]:
+        return self.recorder.hints()
+
+    def stats(self) -> TraceStats:
+        return self.recorder.stats()
+
+    @property
+    def total(self) -> int:
+        return self.recorder.total
+
+    @property
+    def dropped(self) -> int:
+        return self.recorder.dropped
+
+    @property
+    def capacity(self) -> int:
+        return self.recorder.capacity
+
+    @property
+    def read_only(self) -> bool:
+        return self.recorder.read_only
+
+    def find(self, seq: int) -> Invocation | None:
+        return self.recorder.find(seq)
+
+    def subscribe(self, listener: Any) -> Subscription:
+        return self.recorder.subscribe(listener)
+
+    def __len__(self) -> int:
+        return len(self.recorder.invocations())
+
+    def __repr__(self) -> str:
+        from .render import trace_text  # rendering is a layer above the core
+
+        return trace_text(self)
+
+    def _repr_html_(self) -> str:
+        from .render import trace_html
+
+        return trace_html(self)
