@@ -12,11 +12,11 @@ import numpy as np
 import xxhash
 
 from .records import (
+    FLAG_BUFFER_HASH,
     FLAG_C_CONTIGUOUS,
     FLAG_SHARES_TENSOR,
     FLAG_STATS_EXACT,
     FLAG_WRITEABLE,
-    RawArray,
 )
 
 #: Elements copied per numeric array for the lazily computed stats ('summary' capture).
@@ -95,15 +95,15 @@ def as_array(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
-def stats_sample(array: np.ndarray) -> tuple[np.ndarray | None, bool]:
-    """A small evenly strided copy for stats; exact when the array is small enough."""
+def stats_sample(array: np.ndarray) -> tuple[bytes | None, bool]:
+    """Raw bytes of a small evenly strided copy for stats; exact when the array is small."""
     if array.dtype.kind not in "biuf":
         return None, False
     size = array.size
     if size <= SAMPLE_ELEMENTS:
-        return array.copy() if array.ndim <= 1 else array.reshape(-1).copy(), True
+        return array.tobytes(), True
     step = -(-size // SAMPLE_ELEMENTS)
-    return array.reshape(-1)[::step].copy(), False
+    return array.reshape(-1)[::step].tobytes(), False
 
 
 def capture_copy(value: Any) -> np.ndarray:
@@ -111,43 +111,53 @@ def capture_copy(value: Any) -> np.ndarray:
     return array.copy()
 
 
+#: dtype kinds whose buffer is the content (object arrays hold pointers, 'V' may hold objects)
+_PLAIN_KINDS = frozenset("biufcmMSU")
+_KEPT_FLAGS = FLAG_C_CONTIGUOUS | FLAG_WRITEABLE
+
+
 def describe(
     value: Any,
-    *,
-    sample: bool,
-    data: np.ndarray | None = None,
-    note: str | None = None,
-    aliases_input: int | None = None,
-    copy_check: bool = False,
-    fp: int | None = None,
-) -> RawArray:
-    """Describe one input or output; ``fp`` reuses a fingerprint the caller already computed."""
-    if not isinstance(value, _ndarray):
-        array = as_array(value)
-        bits = FLAG_C_CONTIGUOUS
-    else:
+    capture: int,
+    data: np.ndarray | None,
+    note: str | None,
+    aliases_input: int | None,
+    copy_check: bool,
+) -> tuple:
+    """Describe one input or output as a RawArray row (``capture``: 0 none, 1 summary, 2 full)."""
+    if type(value) is _ndarray:
         array = value
-        flags = array.flags
-        bits = (FLAG_WRITEABLE if flags.writeable else 0) | (
-            FLAG_C_CONTIGUOUS if flags.c_contiguous else 0
-        )
+        bits = array.flags.num & _KEPT_FLAGS
         base = array.base
-        if base is not None and _is_tensor_wrapper(base):
+        if base is not None and (type(base) is _tensor_wrapper_type or _is_tensor_wrapper(base)):
             bits |= FLAG_SHARES_TENSOR
-    if fp is None:
-        fp = fingerprint(array)
+        dtype = array.dtype
+        kind = dtype.kind
+        if bits & FLAG_C_CONTIGUOUS and kind in _PLAIN_KINDS:
+            fp = _xxh3(array)
+            bits |= FLAG_BUFFER_HASH
+        else:
+            fp = fingerprint(array)
+    else:
+        array = as_array(value)
+        dtype = array.dtype
+        kind = dtype.kind
+        bits = FLAG_C_CONTIGUOUS
+        fp = fingerprint(value)
+    nbytes = array.nbytes
     small = None
-    if sample and data is None:
-        small, exact = stats_sample(array)
-        if exact:
+    if capture == 1 and kind in "biuf":
+        if array.size <= SAMPLE_ELEMENTS:
+            small = array.tobytes()
             bits |= FLAG_STATS_EXACT
+        else:
+            small = stats_sample(array)[0]
     will_be_copied = None
-    if copy_check:
+    if copy_check and (nbytes >= COPY_HINT_MIN_BYTES or not bits & FLAG_C_CONTIGUOUS):
         will_be_copied = tf_will_copy(array)
-    return RawArray(
-        array.shape, array.dtype, array.nbytes, fp, bits, aliases_input, will_be_copied,
-        small, data, note,
-    )
+    # a plain tuple in RawArray's field order (exact tuples of atomic values are not tracked
+    # by the garbage collector, NamedTuples are)
+    return (array.shape, dtype, nbytes, fp, bits, aliases_input, will_be_copied, small, data, note)
 
 
 def tf_will_copy(array: np.ndarray) -> bool | None:

@@ -24,6 +24,7 @@ class CheckSwitches:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self.version = 0  # bumped on every change; probes re-read the switches when it moves
         self.off_globally: frozenset[str] = frozenset()
         self.off_per_function: dict[str, frozenset[str]] = {}
 
@@ -44,6 +45,7 @@ class CheckSwitches:
                 current = self.off_per_function.get(name, frozenset())
                 updated = current | kinds if add else current - kinds
                 self.off_per_function = {**self.off_per_function, name: updated}
+            self.version += 1
 
     def active(self, requested: frozenset[str], func_name: str) -> frozenset[str]:
         return requested - self.off_globally - self.off_per_function.get(func_name, frozenset())
@@ -52,6 +54,7 @@ class CheckSwitches:
         with self._lock:
             self.off_globally = frozenset()
             self.off_per_function = {}
+            self.version += 1
 
 
 def _validate_kinds(kinds: Iterable[str] | str) -> list[str]:
@@ -155,12 +158,14 @@ def tout_message(func_name: str, mode: str, problem: str, graph_error: str) -> s
 class ToutSpec:
     """What ``Tout`` asks for, in numpy terms, and the rules graph mode applies to returns."""
 
-    __slots__ = ("names", "dtypes", "is_list")
+    __slots__ = ("names", "dtypes", "is_list", "single")
 
     def __init__(self, names: tuple[str, ...], dtypes: tuple[np.dtype, ...], is_list: bool) -> None:
         self.names = names
         self.dtypes = dtypes
         self.is_list = is_list
+        #: the one expected dtype, for an identity test on the hot path (None: not one array)
+        self.single = dtypes[0] if len(dtypes) == 1 and not dtypes[0].hasobject else None
 
     def fast_match(self, result: Any) -> bool:
         """The common case in one branch: one ndarray of the declared dtype for one Tout."""

@@ -5,18 +5,21 @@ from __future__ import annotations
 import threading
 import warnings
 from collections import deque
+from itertools import islice
 from collections.abc import Callable
 from typing import Any
 
 from .aggregates import FunctionStats, TraceStats
 from .options import Options
 from .arrays import stats_sample
-from .records import FLAG_STATS_EXACT, Hint, Invocation, RawArray, Violation
+from .records import FLAG_STATS_EXACT, Hint, Invocation, RawArray, Violation, captured_bytes
 
 Listener = Callable[[Invocation], None]
 
 #: Violations are rare and precious: keep this many even after their invocations were evicted.
 VIOLATION_HISTORY = 1000
+#: Records evicted at once (amortizes folding them into the aggregates).
+EVICTION_BATCH = 256
 
 
 class Subscription:
@@ -39,8 +42,11 @@ class Subscription:
 class Recorder:
     """Ring buffer of :class:`Invocation` plus exact per-function aggregates.
 
-    Appends come from TensorFlow's threads; one lock keeps ``total``, ``dropped``, the
-    aggregates and the capture budget consistent with the buffer.
+    Appends come from TensorFlow's threads; one lock keeps the counts, the aggregates and the
+    capture budget consistent with the buffer. To keep the append cheap, records are folded
+    into the aggregates lazily, in batches: when somebody reads them, or just before the
+    oldest records are evicted (the buffer may run up to :data:`EVICTION_BATCH` records over
+    capacity; those are already counted as dropped and hidden from readers).
     """
 
     def __init__(self, options: Options | None = None, **kwargs: Any) -> None:
@@ -50,11 +56,17 @@ class Recorder:
         self._violations: deque[Violation] = deque(maxlen=VIOLATION_HISTORY)
         self._stats: dict[str, FunctionStats] = {}
         self._listeners: tuple[Subscription, ...] = ()
-        self._total = 0
-        self._dropped = 0
+        self._appended = 0  # records ever stored
+        self._folded = 0  # of which counted in the aggregates (the oldest ones)
+        self._evicted = 0
         self._captured_bytes = 0
         self._payloads_dropped = 0
+        self._apply_options()
         self.read_only = False
+
+    def _apply_options(self) -> None:
+        self._capacity = self.options.capacity
+        self._full_capture = self.options.capture == "full"
 
     # -- configuration -------------------------------------------------------------------
     @property
@@ -66,42 +78,35 @@ class Recorder:
         self._check_writable()
         with self._lock:
             self.options = Options.from_kwargs(self.options, **kwargs)
-            while len(self._buffer) > self.options.capacity:
-                self._evict_oldest()
+            self._apply_options()
+            if len(self._buffer) > self._capacity:
+                self._evict(len(self._buffer) - self._capacity)
 
     # -- writing (hot path) ---------------------------------------------------------------
     def has_budget_for(self, nbytes: int) -> bool:
         """A cheap pre-check before copying a payload; :meth:`append` settles the accounts."""
         return self._captured_bytes + nbytes <= self.options.max_capture_bytes
 
-    def append(self, invocation: Invocation) -> Invocation:
+    def append(self, invocation: Invocation) -> None:
         """Store one invocation (adjusted to this recorder's options) and tell the listeners."""
-        invocation = self._fit(invocation)
+        self.store(self._fit(invocation).row())
+
+    def store(self, row: tuple) -> None:
+        """Store a row already made to this recorder's options (the hot path; see CallSite)."""
         with self._lock:
-            if self.options.capture == "full" and invocation.captured_bytes:
-                if not self.has_budget_for(invocation.captured_bytes):
-                    self._payloads_dropped += 1
-                    note = f"dropped: capture budget of {self.options.max_capture_bytes} bytes is full"
-                    invocation = invocation.replace(**_strip(invocation, keep_sample=True, note=note))
-                self._captured_bytes += invocation.captured_bytes
-            if len(self._buffer) >= self.options.capacity:
-                self._evict_oldest()
-            self._buffer.append(invocation)
-            self._total += 1
-            stats = self._stats.get(invocation.site.func_name)
-            if stats is None:
-                stats = self._stats[invocation.site.func_name] = FunctionStats(invocation.site.func_name)
-            violations = invocation.violations
-            stats.add(
-                invocation.duration_ns,
-                invocation.bytes_in,
-                invocation.bytes_out,
-                invocation.error is not None,
-                [v.kind for v in violations] if violations else (),
-            )
-            if violations:
-                self._violations.extend(violations)
+            if self._full_capture:
+                row = self._charge_payload(row)
+            buffer = self._buffer
+            buffer.append(row)
+            self._appended += 1
+            if row[9]:
+                self._violations.extend(row[9])
+            if len(buffer) > self._capacity + EVICTION_BATCH:
+                self._evict(len(buffer) - self._capacity)
             listeners = self._listeners
+        if not listeners:
+            return
+        invocation = Invocation.from_row(row)
         for subscription in listeners:
             try:
                 subscription.listener(invocation)
@@ -112,7 +117,20 @@ class Recorder:
                     RuntimeWarning,
                     stacklevel=2,
                 )
-        return invocation
+
+    def _charge_payload(self, row: tuple) -> tuple:
+        """Count a row's captured bytes against the budget, or drop them with a note."""
+        nbytes = captured_bytes(row)
+        if not nbytes:
+            return row
+        if not self.has_budget_for(nbytes):
+            self._payloads_dropped += 1
+            note = f"dropped: capture budget of {self.options.max_capture_bytes} bytes is full"
+            invocation = Invocation.from_row(row)
+            row = invocation.replace(**_strip(invocation, keep_sample=True, note=note)).row()
+            nbytes = 0
+        self._captured_bytes += nbytes
+        return row
 
     def _fit(self, invocation: Invocation) -> Invocation:
         """Drop what this recorder did not ask for: other checks' findings, deeper capture."""
@@ -128,16 +146,39 @@ class Recorder:
                 changes.update(_strip(invocation, keep_sample=keep_sample))
         return invocation.replace(**changes) if changes else invocation
 
-    def _evict_oldest(self) -> None:
-        old = self._buffer.popleft()
-        self._dropped += 1
-        if self.options.capture == "full":
-            self._captured_bytes -= old.captured_bytes
+    def _fold(self) -> None:
+        """Add the records not yet counted to the per-function aggregates (lock held)."""
+        stats_by_name = self._stats
+        for row in islice(reversed(self._buffer), self._appended - self._folded):
+            name = row[1][0]
+            stats = stats_by_name.get(name)
+            if stats is None:
+                stats = stats_by_name[name] = FunctionStats(name)
+            stats.add(row[5], row[12], row[13], row[8] is not None, row[9])
+        self._folded = self._appended
+
+    def _evict(self, count: int) -> None:
+        """Drop the ``count`` oldest records, counting them first (lock held)."""
+        if self._appended - self._folded > len(self._buffer) - count:
+            self._fold()
+        popleft = self._buffer.popleft
+        for _ in range(count):
+            old = popleft()
+            if self._full_capture:
+                self._captured_bytes -= captured_bytes(old)
+        self._evicted += count
+
+    def _visible(self) -> list[Invocation]:
+        """The newest ``capacity`` records (lock held)."""
+        hidden = len(self._buffer) - self._capacity
+        view = Invocation.from_row
+        rows = islice(self._buffer, hidden, None) if hidden > 0 else self._buffer
+        return [view(row) for row in rows]
 
     # -- reading ---------------------------------------------------------------------------
     def invocations(self) -> list[Invocation]:
         with self._lock:
-            return list(self._buffer)
+            return self._visible()
 
     def violations(self) -> list[Violation]:
         with self._lock:
@@ -148,22 +189,27 @@ class Recorder:
 
     def stats(self) -> TraceStats:
         with self._lock:
+            self._fold()
             return TraceStats({name: s.snapshot() for name, s in self._stats.items()})
 
     def find(self, seq: int) -> Invocation | None:
         with self._lock:
-            for inv in reversed(self._buffer):
-                if inv.seq == seq:
-                    return inv
+            for row in islice(reversed(self._buffer), self._capacity):
+                if row[0] == seq:
+                    return Invocation.from_row(row)
         return None
+
+    def __len__(self) -> int:
+        return min(len(self._buffer), self._capacity)
 
     @property
     def total(self) -> int:
-        return self._total
+        return self._appended
 
     @property
     def dropped(self) -> int:
-        return self._dropped
+        """Records evicted so far (exact; ``total - dropped`` are still readable)."""
+        return self._evicted + max(0, len(self._buffer) - self._capacity)
 
     @property
     def captured_bytes(self) -> int:
@@ -180,7 +226,8 @@ class Recorder:
             self._buffer.clear()
             self._violations.clear()
             self._stats.clear()
-            self._total = self._dropped = self._captured_bytes = self._payloads_dropped = 0
+            self._appended = self._folded = self._evicted = 0
+            self._captured_bytes = self._payloads_dropped = 0
 
     # -- listeners ---------------------------------------------------------------------------
     def subscribe(self, listener: Listener) -> Subscription:
@@ -203,11 +250,15 @@ class Recorder:
     ) -> None:
         """Fill a fresh recorder from an exported trace, then freeze it."""
         with self._lock:
-            self._buffer.extend(invocations)
+            self._buffer.extend(inv.row() for inv in invocations)
             self._violations.extend(violations)
             self._stats.update(stats)
-            self._total, self._dropped = total, dropped
-            self._captured_bytes = sum(inv.captured_bytes for inv in invocations)
+            self._appended, self._evicted = total, dropped
+            self._folded = total  # the exported aggregates already count every record
+            self._captured_bytes = sum(map(captured_bytes, self._buffer))
+            if len(self._buffer) > self._capacity:
+                self.options = Options.from_kwargs(self.options, capacity=len(self._buffer))
+                self._apply_options()
         self.read_only = True
 
     def _check_writable(self) -> None:
@@ -216,8 +267,8 @@ class Recorder:
 
     def __repr__(self) -> str:
         return (
-            f"<Recorder {len(self._buffer)}/{self.capacity} invocations, total={self._total}, "
-            f"dropped={self._dropped}, capture={self.options.capture!r}>"
+            f"<Recorder {len(self)}/{self.capacity} invocations, total={self.total}, "
+            f"dropped={self.dropped}, capture={self.options.capture!r}>"
         )
 
 

@@ -7,10 +7,13 @@ Nothing here holds a TF tensor or one of the user's arrays: samples and payloads
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import socket
+import weakref
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -36,6 +39,11 @@ class Violation:
     message: str
     argument: str | None = None  # "input 0", "output 1", "global 'cache'", ...
 
+    def _repr_html_(self) -> str:
+        from .render import violation_html  # rendering is a layer above the core
+
+        return violation_html(self)
+
 
 @dataclass(frozen=True)
 class Hint:
@@ -45,6 +53,11 @@ class Hint:
     func_name: str
     seq: int
     message: str
+
+    def _repr_html_(self) -> str:
+        from .render import hint_html
+
+        return hint_html(self)
 
 
 @dataclass(frozen=True)
@@ -100,6 +113,11 @@ class ArrayInfo:
     def size(self) -> int:
         return math.prod(self.shape)
 
+    def _repr_html_(self) -> str:
+        from .render import array_html
+
+        return array_html(self)
+
 
 class RawArray(NamedTuple):
     """What the hot path stores per array; :class:`ArrayInfo` is derived from it on demand."""
@@ -111,24 +129,29 @@ class RawArray(NamedTuple):
     flags: int  # FLAG_* bits
     aliases_input: int | None
     will_be_copied: bool | None
-    sample: np.ndarray | None  # small copy for lazy stats ('summary' capture)
+    sample: bytes | None  # raw bytes of a small (strided) copy, for lazy stats ('summary')
     data: np.ndarray | None  # full copy ('full' capture)
     capture_note: str | None
 
 
-FLAG_SHARES_TENSOR = 1
-FLAG_WRITEABLE = 2
-FLAG_C_CONTIGUOUS = 4
-FLAG_STATS_EXACT = 8  # the sample is the whole array
+# RawArray.flags keeps numpy's own flag bits (``ndarray.flags.num``) plus two of ours.
+FLAG_C_CONTIGUOUS = 0x1  # NPY_ARRAY_C_CONTIGUOUS
+FLAG_WRITEABLE = 0x400  # NPY_ARRAY_WRITEABLE
+FLAG_SHARES_TENSOR = 1 << 16
+FLAG_STATS_EXACT = 1 << 17  # the sample is the whole array
+FLAG_BUFFER_HASH = 1 << 18  # the fingerprint is xxh3 of the raw buffer (rehash the same way)
 
 
-@dataclass
-class CallSite:
+class CallSite(NamedTuple):
     """What is known about one ``numpy_function`` op; shared by all its invocations.
 
     ``origin`` is ``'wrapper'`` for calls made through our ``numpy_function``, ``'registry'``
     for calls through graphs built before tracing was on: those lack ``stateful``, ``tout``
     and ``call_site`` (TensorFlow does not keep them anywhere we can read at call time).
+
+    Records, sites and process infos hold only atomic values (str, int, tuples of them), so
+    the garbage collector stops tracking them: a full ring buffer then costs nothing at each
+    collection. The user's function is therefore kept aside, weakly, under ``key``.
     """
 
     func_name: str
@@ -141,10 +164,30 @@ class CallSite:
     tout: tuple[str, ...] | None
     tout_is_list: bool
     origin: str = "wrapper"
+    key: int = 0  # 0: no function kept (loaded from disk, or not weakly referenceable)
+
+    @property
+    def func(self) -> Any:
+        """The user's function, for replay; None once it is gone or for loaded traces."""
+        ref = _site_functions.get(self.key)
+        return ref() if ref is not None else None
 
 
-@dataclass(frozen=True)
-class ProcessInfo:
+_site_functions: dict[int, weakref.ref] = {}
+_site_keys = itertools.count(1)
+
+
+def remember_function(func: Any) -> int:
+    """Keep a weak reference to ``func`` for replay; the key to put in its CallSite."""
+    key = next(_site_keys)
+    try:
+        _site_functions[key] = weakref.ref(func, lambda _, key=key: _site_functions.pop(key, None))
+    except TypeError:  # not weakly referenceable: replay needs the function passed explicitly
+        return 0
+    return key
+
+
+class ProcessInfo(NamedTuple):
     """Where a record was made; lets traces from several processes be merged."""
 
     host: str
@@ -152,11 +195,11 @@ class ProcessInfo:
     task: str | None = None
 
 
-_process = ProcessInfo(socket.gethostname(), os.getpid())
+_process = (socket.gethostname(), os.getpid(), None)  # a plain tuple: stored in every row
 
 
 def current_process() -> ProcessInfo:
-    return _process
+    return _new_tuple(ProcessInfo, _process)
 
 
 def set_task_label(label: str | None) -> None:
@@ -164,103 +207,137 @@ def set_task_label(label: str | None) -> None:
     global _process
     if label is not None and not isinstance(label, str):
         raise TypeError(f"task label must be a str or None, not {type(label).__name__}")
-    _process = ProcessInfo(socket.gethostname(), os.getpid(), label)
+    _process = (socket.gethostname(), os.getpid(), label)
 
 
-class Invocation:
-    """One call of a traced function. Read-only by convention; built by the recorder only."""
+_FIELDS = (
+    "seq", "site", "thread_id", "thread_name", "start_ns", "duration_ns", "raw_inputs",
+    "raw_outputs", "error", "violations", "static_hints", "process", "bytes_in", "bytes_out",
+)
 
-    __slots__ = (
-        "seq", "site", "thread_id", "thread_name", "start_ns", "duration_ns", "raw_inputs",
-        "raw_outputs", "error", "violations", "static_hints", "process", "_inputs", "_outputs",
-        "_hints",
-    )
 
-    def __init__(
-        self,
+_new_tuple = tuple.__new__
+
+
+class Invocation(tuple):
+    """One call of a traced function (immutable).
+
+    Recorders store each call as a plain tuple of plain tuples (see :class:`CallSite`: the
+    garbage collector stops tracking those); an Invocation is a view over such a row, made
+    when somebody reads it, and :meth:`create` is the readable constructor.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def create(
+        cls,
         seq: int,
         site: CallSite,
         thread_id: int,
         thread_name: str,
         start_ns: int,
         duration_ns: int,
-        raw_inputs: tuple[RawArray, ...],
-        raw_outputs: tuple[RawArray, ...],
-        error: ErrorInfo | None,
-        violations: tuple[Violation, ...],
-        static_hints: tuple[Hint, ...],
-        process: ProcessInfo,
-    ) -> None:
-        self.seq = seq
-        self.site = site
-        self.thread_id = thread_id
-        self.thread_name = thread_name
-        self.start_ns = start_ns
-        self.duration_ns = duration_ns
-        self.raw_inputs = raw_inputs
-        self.raw_outputs = raw_outputs
-        self.error = error
-        self.violations = violations
-        self.static_hints = static_hints
-        self.process = process
-        self._inputs: tuple[ArrayInfo, ...] | None = None
-        self._outputs: tuple[ArrayInfo, ...] | None = None
-        self._hints: tuple[Hint, ...] | None = None
+        raw_inputs: Any,
+        raw_outputs: Any,
+        error: ErrorInfo | None = None,
+        violations: Any = (),
+        static_hints: Any = (),
+        process: ProcessInfo | None = None,
+    ) -> Invocation:
+        raw_inputs = tuple(map(tuple, raw_inputs))
+        raw_outputs = tuple(map(tuple, raw_outputs))
+        return _new_tuple(cls, (
+            seq, tuple(site), thread_id, thread_name, start_ns, duration_ns, raw_inputs,
+            raw_outputs, error, tuple(violations), tuple(static_hints),
+            tuple(process or current_process()), sum(r[2] for r in raw_inputs),
+            sum(r[2] for r in raw_outputs),
+        ))
 
-    # Metadata of the op, shared by every call.
-    func_name = property(lambda self: self.site.func_name)
-    op_name = property(lambda self: self.site.op_name)
-    stateful = property(lambda self: self.site.stateful)
-    mode = property(lambda self: self.site.mode)
-    call_site = property(lambda self: self.site.call_site)
-    host = property(lambda self: self.process.host)
-    pid = property(lambda self: self.process.pid)
-    task = property(lambda self: self.process.task)
+    @classmethod
+    def from_row(cls, row: tuple) -> Invocation:
+        return _new_tuple(cls, row)
+
+    def row(self) -> tuple:
+        """The plain tuple a recorder stores."""
+        return tuple(self)
+
+    seq: int = property(itemgetter(0))  # type: ignore[assignment]
+    thread_id: int = property(itemgetter(2))  # type: ignore[assignment]
+    thread_name: str = property(itemgetter(3))  # type: ignore[assignment]
+    start_ns: int = property(itemgetter(4))  # type: ignore[assignment]
+    duration_ns: int = property(itemgetter(5))  # type: ignore[assignment]
+    error: ErrorInfo | None = property(itemgetter(8))  # type: ignore[assignment]
+    violations: tuple = property(itemgetter(9))  # type: ignore[assignment]
+    static_hints: tuple = property(itemgetter(10))  # type: ignore[assignment]
+    bytes_in: int = property(itemgetter(12))  # type: ignore[assignment]
+    bytes_out: int = property(itemgetter(13))  # type: ignore[assignment]
+
+    @property
+    def site(self) -> CallSite:
+        return _new_tuple(CallSite, self[1])
+
+    @property
+    def process(self) -> ProcessInfo:
+        return _new_tuple(ProcessInfo, self[11])
+
+    @property
+    def raw_inputs(self) -> tuple[RawArray, ...]:
+        return tuple(_new_tuple(RawArray, r) for r in self[6])
+
+    @property
+    def raw_outputs(self) -> tuple[RawArray, ...]:
+        return tuple(_new_tuple(RawArray, r) for r in self[7])
+
+    # Metadata of the op, shared by every call (indexes follow CallSite and ProcessInfo).
+    func_name = property(lambda self: self[1][0])
+    op_name = property(lambda self: self[1][4])
+    stateful = property(lambda self: self[1][3])
+    mode = property(lambda self: self[1][2])
+    call_site = property(lambda self: self[1][6])
+    host = property(lambda self: self[11][0])
+    pid = property(lambda self: self[11][1])
+    task = property(lambda self: self[11][2])
 
     @property
     def inputs(self) -> tuple[ArrayInfo, ...]:
-        if self._inputs is None:
-            self._inputs = tuple(map(array_info, self.raw_inputs))
-        return self._inputs
+        return tuple(map(array_info, self.raw_inputs))
 
     @property
     def outputs(self) -> tuple[ArrayInfo, ...]:
-        if self._outputs is None:
-            self._outputs = tuple(map(array_info, self.raw_outputs))
-        return self._outputs
+        return tuple(map(array_info, self.raw_outputs))
 
     @property
     def hints(self) -> tuple[Hint, ...]:
-        if self._hints is None:
-            self._hints = self.static_hints + _nonfinite_hints(self)
-        return self._hints
-
-    @property
-    def bytes_in(self) -> int:
-        return sum(a.nbytes for a in self.raw_inputs)
-
-    @property
-    def bytes_out(self) -> int:
-        return sum(a.nbytes for a in self.raw_outputs)
+        return self[10] + _nonfinite_hints(self)
 
     @property
     def captured(self) -> bool:
         """True when every input was captured, so the call can be replayed."""
-        return all(a.data is not None for a in self.raw_inputs)
+        return all(r[8] is not None for r in self[6])
 
     @property
     def captured_bytes(self) -> int:
-        return sum(a.data.nbytes for a in self.raw_inputs + self.raw_outputs if a.data is not None)
+        return captured_bytes(self)
 
     def replace(self, **changes: Any) -> Invocation:
-        """A copy with some fields changed (used to give one sink a view filtered to its options)."""
-        fields = {name: getattr(self, name) for name in _INIT_FIELDS}
+        """A copy with some fields changed (gives one recorder a view fitted to its options)."""
+        fields = {
+            "seq": self.seq, "site": self[1], "thread_id": self.thread_id,
+            "thread_name": self.thread_name, "start_ns": self.start_ns,
+            "duration_ns": self.duration_ns, "raw_inputs": self[6], "raw_outputs": self[7],
+            "error": self.error, "violations": self.violations, "static_hints": self.static_hints,
+            "process": self[11],
+        }
         fields.update(changes)
-        return Invocation(**fields)
+        return Invocation.create(**fields)
+
+    def __hash__(self) -> int:
+        return hash((self[0], self[11]))
 
     def __repr__(self) -> str:
-        ins = ", ".join(_short(a) for a in self.raw_inputs)
-        outs = ", ".join(_short(a) for a in self.raw_outputs)
+        ins = ", ".join(_short(a) for a in self[6])
+        outs = ", ".join(_short(a) for a in self[7])
         status = f" error={self.error}" if self.error else ""
         kinds = ",".join(v.kind for v in self.violations)
         flagged = f" violations=[{kinds}]" if kinds else ""
@@ -269,11 +346,16 @@ class Invocation:
             f"{self.duration_ns / 1000:.1f}us ({ins}) -> ({outs}){status}{flagged}>"
         )
 
+    def _repr_html_(self) -> str:
+        from .render import invocation_html  # rendering is a layer above the core
 
-_INIT_FIELDS = (
-    "seq", "site", "thread_id", "thread_name", "start_ns", "duration_ns", "raw_inputs",
-    "raw_outputs", "error", "violations", "static_hints", "process",
-)
+        return invocation_html(self)
+
+
+def captured_bytes(row: tuple) -> int:
+    """Bytes of full-capture payloads in a stored row (or an Invocation)."""
+    return sum(r[8].nbytes for r in row[6] + row[7] if r[8] is not None)
+
 
 _dtype_names: dict[Any, str] = {}
 
@@ -287,14 +369,18 @@ def dtype_name(dtype: Any) -> str:
     return name
 
 
-def _short(raw: RawArray) -> str:
-    return f"{dtype_name(raw.dtype)}{list(raw.shape)}"
+def _short(raw: tuple) -> str:
+    return f"{dtype_name(raw[1])}{list(raw[0])}"
 
 
 def array_info(raw: RawArray) -> ArrayInfo:
     """Expand the hot path's compact tuple into the public record."""
-    source = raw.data if raw.data is not None else raw.sample
-    exact = raw.data is not None or bool(raw.flags & FLAG_STATS_EXACT)
+    if raw.data is not None:
+        source, exact = raw.data, True
+    elif raw.sample is not None:
+        source, exact = np.frombuffer(raw.sample, dtype=raw.dtype), bool(raw.flags & FLAG_STATS_EXACT)
+    else:
+        source, exact = None, False
     return ArrayInfo(
         shape=tuple(raw.shape),
         dtype=dtype_name(raw.dtype),

@@ -37,6 +37,8 @@ class Plan:
     """The union of what the active recorders want; read once per call by the probes."""
 
     sinks: tuple[Recorder, ...]
+    exact_sinks: tuple[Recorder, ...]  # options equal the union: records go in as they are
+    fitted_sinks: tuple[Recorder, ...]  # the others: records are fitted to their options
     capture: int  # index into CAPTURE_LEVELS
     checks: frozenset[str]
     strict: frozenset[str]  # kinds for which some active recorder is strict
@@ -45,10 +47,15 @@ class Plan:
     def of(cls, sinks: tuple[Recorder, ...]) -> Plan | None:
         if not sinks:
             return None
+        capture = max(s.options.capture_level for s in sinks)
+        checks = frozenset().union(*(s.options.checks for s in sinks))
+        exact = tuple(s for s in sinks if s.options.capture_level == capture and s.options.checks == checks)
         return cls(
             sinks,
-            max(s.options.capture_level for s in sinks),
-            frozenset().union(*(s.options.checks for s in sinks)),
+            exact,
+            tuple(s for s in sinks if s not in exact),
+            capture,
+            checks,
             frozenset().union(*(s.options.checks for s in sinks if s.options.strict)),
         )
 
@@ -154,7 +161,15 @@ def trace(**options: Any) -> Iterator[Any]:
 
 def deliver(plan: Plan, invocation: Invocation) -> None:
     """Hand a finished invocation to every active recorder, warn, and enforce strict mode."""
-    for sink in plan.sinks:
+    row = invocation.row()
+    for sink in plan.exact_sinks:
+        sink.store(row)
+    deliver_rest(plan, invocation)
+
+
+def deliver_rest(plan: Plan, invocation: Invocation) -> None:
+    """What :func:`deliver` does after the exact sinks (the hot path stores into those itself)."""
+    for sink in plan.fitted_sinks:
         sink.append(invocation)
     violations = invocation.violations
     if not violations:

@@ -69,3 +69,24 @@ class Trace:
         from .render import trace_html
 
         return trace_html(self)
+
+    def export(self, path: str | os.PathLike[str]) -> None:
+        """Save for post-mortem: ``tfnp_inspect.load(path)`` gives this trace back, read-only.
+
+        The file format is described in :mod:`tfnp_inspect.export`.
+        """
+        from .export import export_trace  # file formats are a layer above the core
+
+        export_trace(self, path)
+
+    def to_chrome_trace(self, path: str | os.PathLike[str]) -> None:
+        """Write Chrome trace-event JSON, to open in Perfetto UI next to a TensorFlow profile."""
+        from .export import write_chrome_trace
+
+        write_chrome_trace(self, path)
+
+    def to_dataframe(self) -> Any:
+        """A pandas DataFrame with one row per invocation (needs ``tfnp-inspect[pandas]``)."""
+        from .export import to_dataframe
+
+        return to_dataframe(self)
