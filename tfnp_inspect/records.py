@@ -165,6 +165,7 @@ class CallSite(NamedTuple):
     tout_is_list: bool
     origin: str = "wrapper"
     key: int = 0  # 0: no function kept (loaded from disk, or not weakly referenceable)
+    defined_at: str | None = None  # file:line of the function's definition
 
     @property
     def func(self) -> Any:

@@ -29,6 +29,7 @@ from .arrays import MAX_CAPTURE_ARRAY_BYTES, alias_root, capture_copy, describe,
 from .checks import (
     DeterminismMemory,
     ToutSpec,
+    defined_at,
     function_name,
     hidden_state_message,
     mutated_input_message,
@@ -460,6 +461,7 @@ def _make_site(func: Any, Tout: Any, stateful: Any, name: Any, mode: str, call_s
         tout=spec.names if spec else None,
         tout_is_list=spec.is_list if spec else isinstance(Tout, (list, tuple)),
         key=records.remember_function(func),
+        defined_at=defined_at(func),
     )
     return site, spec
 
@@ -563,6 +565,7 @@ def observe_foreign(func: Any, token: str) -> Callable[..., Any]:
             func_name=function_name(func), module=getattr(func, "__module__", None), mode="graph",
             stateful=None, op_name=token, token=token, call_site=None, tout=None,
             tout_is_list=False, origin="registry", key=records.remember_function(func),
+            defined_at=defined_at(func),
         )
         probe = CallProbe(func, site, None)
         try:
