@@ -40,7 +40,7 @@ from .checks import (
     tout_message,
 )
 from . import records
-from .records import FLAG_BUFFER_HASH, CallSite, ErrorInfo, Hint, Invocation, Violation
+from .records import FLAG_BUFFER_HASH, FLAG_SHARES_TENSOR, CallSite, ErrorInfo, Hint, Invocation, Violation
 from .statecheck import StateWatch
 
 _ndarray = np.ndarray
@@ -70,7 +70,7 @@ class CallProbe:
     __slots__ = (
         "site", "site_row", "tout", "_watch", "_watch_source", "memory", "_plan", "_switches_version",
         "_capture", "_mutation", "_retained", "_tout_check", "_nondeterminism", "_hidden",
-        "pure_calls", "impure", "__weakref__",
+        "pure_calls", "impure", "_gathering", "__weakref__",
     )
 
     def __init__(self, func: Any, site: CallSite, tout: ToutSpec | None) -> None:
@@ -83,6 +83,8 @@ class CallProbe:
         self._switches_version = -1
         self.pure_calls = 0
         self.impure = False
+        #: still watching a stateful function for evidence that it could be stateless
+        self._gathering = bool(site.stateful)
 
     def set_site(self, site: CallSite) -> None:
         self.site = site
@@ -114,17 +116,12 @@ class CallProbe:
         site = self.site
         capture = self._capture
         retained = self._retained
-        watch = None
-        if self._hidden or (
-            site.stateful and not self.impure and self.pure_calls < STATELESS_EVIDENCE_CALLS
-        ):
-            watch = self.watch()
+        watch = self.watch() if self._hidden or self._gathering else None
 
         # -- before the call: describe inputs (their contents as TF passed them) ----------------
         # Reference counts are read by the same loop shape before and after the call, so that
         # the interpreter's own references (loop variable, stack) cancel out.
         raw_inputs = []
-        fps = []
         roots = []
         expected_refs = []
         bytes_in = 0
@@ -146,7 +143,6 @@ class CallProbe:
             else:
                 raw = describe(value, capture, None, None, None, False)
             raw_inputs.append(raw)
-            fps.append(raw[3])
             bytes_in += raw[2]
         tokens_before = watch.snapshot() if watch is not None else None
 
@@ -156,7 +152,8 @@ class CallProbe:
             result = func(*args)
         except BaseException as exc:
             duration = _perf_ns() - start
-            self._record_failure(plan, args, fps, raw_inputs, start, duration, exc)
+            self._gathering = False
+            self._record_failure(plan, args, raw_inputs, start, duration, exc)
             raise
         duration = _perf_ns() - start
         seq = next(_seq)
@@ -177,12 +174,7 @@ class CallProbe:
             if output_refs or refs_after != expected_refs:
                 self._check_retained(args, roots, expected_refs, refs_after, output_refs, result, seq, violations)
         if self._mutation:
-            for index, value in enumerate(args):
-                if type(value) is _ndarray:
-                    raw = raw_inputs[index]
-                    now = _xxh3(value) if raw[4] & FLAG_BUFFER_HASH else fingerprint(value)
-                    if now != raw[3] and value.flags.writeable:
-                        violations.append(self._mutation_violation(index, value, seq))
+            self._find_mutations(args, raw_inputs, seq, violations)
 
         # -- outputs ----------------------------------------------------------------------------
         kind = type(result)
@@ -229,13 +221,20 @@ class CallProbe:
             session.deliver_rest(plan, Invocation.from_row(row))
         return result
 
-    def _mutation_violation(self, index: int, value: np.ndarray, seq: int) -> Violation:
+    def _find_mutations(self, args: tuple, raw_inputs: list, seq: int, violations: list) -> None:
+        """Inputs whose contents changed during the call (fingerprint before vs after)."""
         site = self.site
-        return Violation(
-            "mutated-input", site.func_name, seq, site.call_site,
-            mutated_input_message(site.func_name, index, site.mode, value.base is not None and site.mode == "graph"),
-            f"input {index}",
-        )
+        for index, value in enumerate(args):
+            if type(value) is not _ndarray:
+                continue
+            raw = raw_inputs[index]
+            now = _xxh3(value) if raw[4] & FLAG_BUFFER_HASH else fingerprint(value)
+            if now != raw[3] and value.flags.writeable:
+                violations.append(Violation(
+                    "mutated-input", site.func_name, seq, site.call_site,
+                    mutated_input_message(site.func_name, index, site.mode, bool(raw[4] & FLAG_SHARES_TENSOR)),
+                    f"input {index}",
+                ))
 
     def _check_state(self, watch: StateWatch, tokens_before: list, seq: int, violations: list) -> tuple:
         """Hidden state of stateless functions; purity evidence for stateful ones (-> hints)."""
@@ -254,16 +253,14 @@ class CallProbe:
         return tuple(hints)
 
     def _record_failure(
-        self, plan: session.Plan, args: tuple, fps: list, raw_inputs: list, start: int,
-        duration: int, exc: BaseException,
+        self, plan: session.Plan, args: tuple, raw_inputs: list, start: int, duration: int,
+        exc: BaseException,
     ) -> None:
         """Record a call that raised; the user's exception then propagates unchanged."""
         seq = next(_seq)
         violations: list[Violation] = []
         if self._mutation:
-            for index, value in enumerate(args):
-                if type(value) is _ndarray and fingerprint(value) != fps[index] and value.flags.writeable:
-                    violations.append(self._mutation_violation(index, value, seq))
+            self._find_mutations(args, raw_inputs, seq, violations)
         self.impure = True
         error = ErrorInfo(type(exc).__name__, str(exc), "".join(traceback.format_exception(exc)))
         ident = _get_ident()
@@ -338,8 +335,10 @@ class CallProbe:
     def _collect_stateless_evidence(self, impure: bool, seq: int, hints: list) -> None:
         if impure:
             self.impure = True
+            self._gathering = False
             return
         self.pure_calls += 1
+        self._gathering = self.pure_calls < STATELESS_EVIDENCE_CALLS
         if self.pure_calls == STATELESS_EVIDENCE_CALLS and self.memory is None:
             name = self.site.func_name
             hints.append(Hint(
