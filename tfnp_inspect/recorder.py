@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import warnings
 from collections import deque
-from itertools import islice
 from collections.abc import Callable
 from typing import Any
 
@@ -42,11 +41,12 @@ class Subscription:
 class Recorder:
     """Ring buffer of :class:`Invocation` plus exact per-function aggregates.
 
-    Appends come from TensorFlow's threads; one lock keeps the counts, the aggregates and the
-    capture budget consistent with the buffer. To keep the append cheap, records are folded
-    into the aggregates lazily, in batches: when somebody reads them, or just before the
-    oldest records are evicted (the buffer may run up to :data:`EVICTION_BATCH` records over
-    capacity; those are already counted as dropped and hidden from readers).
+    Appends come from TensorFlow's threads. The append itself takes no lock (``deque.append``
+    is atomic); everything else (eviction, the aggregates, the capture budget) happens under
+    one lock. To keep the append cheap, records are folded into the aggregates lazily, in
+    batches: when somebody reads them, or just before the oldest ones are evicted (the buffer
+    may run up to :data:`EVICTION_BATCH` records over capacity; those already count as dropped
+    and are hidden from readers).
     """
 
     def __init__(self, options: Options | None = None, **kwargs: Any) -> None:
@@ -56,8 +56,7 @@ class Recorder:
         self._violations: deque[Violation] = deque(maxlen=VIOLATION_HISTORY)
         self._stats: dict[str, FunctionStats] = {}
         self._listeners: tuple[Subscription, ...] = ()
-        self._appended = 0  # records ever stored
-        self._folded = 0  # of which counted in the aggregates (the oldest ones)
+        self._folded = 0  # records (in arrival order) already counted in the aggregates
         self._evicted = 0
         self._captured_bytes = 0
         self._payloads_dropped = 0
@@ -66,6 +65,7 @@ class Recorder:
 
     def _apply_options(self) -> None:
         self._capacity = self.options.capacity
+        self._trim_above = self._capacity + EVICTION_BATCH
         self._full_capture = self.options.capture == "full"
 
     # -- configuration -------------------------------------------------------------------
@@ -93,17 +93,16 @@ class Recorder:
 
     def store(self, row: tuple) -> None:
         """Store a row already made to this recorder's options (the hot path; see CallSite)."""
-        with self._lock:
-            if self._full_capture:
+        if self._full_capture:
+            with self._lock:
                 row = self._charge_payload(row)
-            buffer = self._buffer
-            buffer.append(row)
-            self._appended += 1
-            if row[9]:
-                self._violations.extend(row[9])
-            if len(buffer) > self._capacity + EVICTION_BATCH:
-                self._evict(len(buffer) - self._capacity)
-            listeners = self._listeners
+        buffer = self._buffer
+        buffer.append(row)
+        if row[9]:
+            self._violations.extend(row[9])
+        if len(buffer) > self._trim_above:
+            self._trim()
+        listeners = self._listeners
         if not listeners:
             return
         invocation = Invocation.from_row(row)
@@ -147,19 +146,37 @@ class Recorder:
         return invocation.replace(**changes) if changes else invocation
 
     def _fold(self) -> None:
-        """Add the records not yet counted to the per-function aggregates (lock held)."""
+        """Add the records not yet counted to the per-function aggregates (lock held).
+
+        Other threads may append meanwhile: rows are read by index up to a length taken first
+        (iterating a deque that grows raises), and only appends happen outside the lock.
+        """
+        buffer = self._buffer
+        end = len(buffer)
         stats_by_name = self._stats
-        for row in islice(reversed(self._buffer), self._appended - self._folded):
+        for index in range(self._folded - self._evicted, end):
+            row = buffer[index]
             name = row[1][0]
             stats = stats_by_name.get(name)
             if stats is None:
                 stats = stats_by_name[name] = FunctionStats(name)
             stats.add(row[5], row[12], row[13], row[8] is not None, row[9])
-        self._folded = self._appended
+        self._folded = self._evicted + end
+
+    def _trim(self) -> None:
+        """Evict down to capacity; a thread that finds another one trimming leaves it be."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            excess = len(self._buffer) - self._capacity
+            if excess > 0:
+                self._evict(excess)
+        finally:
+            self._lock.release()
 
     def _evict(self, count: int) -> None:
         """Drop the ``count`` oldest records, counting them first (lock held)."""
-        if self._appended - self._folded > len(self._buffer) - count:
+        if self._folded < self._evicted + count:
             self._fold()
         popleft = self._buffer.popleft
         for _ in range(count):
@@ -168,17 +185,15 @@ class Recorder:
                 self._captured_bytes -= captured_bytes(old)
         self._evicted += count
 
-    def _visible(self) -> list[Invocation]:
-        """The newest ``capacity`` records (lock held)."""
-        hidden = len(self._buffer) - self._capacity
-        view = Invocation.from_row
-        rows = islice(self._buffer, hidden, None) if hidden > 0 else self._buffer
-        return [view(row) for row in rows]
+    def _visible(self) -> list[tuple]:
+        """The newest ``capacity`` rows (``list(deque)`` is one atomic C call)."""
+        rows = list(self._buffer)
+        return rows[-self._capacity:] if len(rows) > self._capacity else rows
 
     # -- reading ---------------------------------------------------------------------------
     def invocations(self) -> list[Invocation]:
-        with self._lock:
-            return self._visible()
+        view = Invocation.from_row
+        return [view(row) for row in self._visible()]
 
     def violations(self) -> list[Violation]:
         with self._lock:
@@ -193,10 +208,9 @@ class Recorder:
             return TraceStats({name: s.snapshot() for name, s in self._stats.items()})
 
     def find(self, seq: int) -> Invocation | None:
-        with self._lock:
-            for row in islice(reversed(self._buffer), self._capacity):
-                if row[0] == seq:
-                    return Invocation.from_row(row)
+        for row in reversed(self._visible()):
+            if row[0] == seq:
+                return Invocation.from_row(row)
         return None
 
     def __len__(self) -> int:
@@ -204,12 +218,15 @@ class Recorder:
 
     @property
     def total(self) -> int:
-        return self._appended
+        """Records ever stored (exact)."""
+        with self._lock:
+            return self._evicted + len(self._buffer)
 
     @property
     def dropped(self) -> int:
         """Records evicted so far (exact; ``total - dropped`` are still readable)."""
-        return self._evicted + max(0, len(self._buffer) - self._capacity)
+        with self._lock:
+            return self._evicted + max(0, len(self._buffer) - self._capacity)
 
     @property
     def captured_bytes(self) -> int:
@@ -226,7 +243,7 @@ class Recorder:
             self._buffer.clear()
             self._violations.clear()
             self._stats.clear()
-            self._appended = self._folded = self._evicted = 0
+            self._folded = self._evicted = 0
             self._captured_bytes = self._payloads_dropped = 0
 
     # -- listeners ---------------------------------------------------------------------------
@@ -253,7 +270,7 @@ class Recorder:
             self._buffer.extend(inv.row() for inv in invocations)
             self._violations.extend(violations)
             self._stats.update(stats)
-            self._appended, self._evicted = total, dropped
+            self._evicted = total - len(self._buffer)
             self._folded = total  # the exported aggregates already count every record
             self._captured_bytes = sum(map(captured_bytes, self._buffer))
             if len(self._buffer) > self._capacity:
