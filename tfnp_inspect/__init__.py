@@ -63,10 +63,10 @@ def __getattr__(name: str) -> Any:
         from .panel import TracePanel
 
         return TracePanel
-    if name == "load":
-        from .export import load
+    if name in ("load", "TraceFileError"):
+        from . import export
 
-        return load
+        return getattr(export, name)
     raise AttributeError(f"module 'tfnp_inspect' has no attribute {name!r}")
 
 
@@ -89,4 +89,5 @@ __all__ = [
     "TraceStats", "Violation", "ViolationError", "ViolationWarning", "disable_check",
     "enable_check", "function_name", "install", "is_active", "is_installed", "load",
     "numpy_function", "recorder", "set_task_label", "trace", "uninstall", "TracePanel",
+    "TraceFileError",
 ]

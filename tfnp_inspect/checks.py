@@ -283,7 +283,3 @@ class DeterminismMemory:
         if previous[0] != output_key:
             return previous[1]
         return None
-
-    @property
-    def repeats_seen(self) -> int:
-        return len(self._seen)

@@ -265,13 +265,21 @@ class Recorder:
         self, invocations: list[Invocation], violations: list[Violation],
         stats: dict[str, FunctionStats], total: int, dropped: int,
     ) -> None:
-        """Fill a fresh recorder from an exported trace, then freeze it."""
+        """Fill a fresh recorder from an exported trace, then freeze it.
+
+        ``total`` must equal ``dropped`` plus the records given (what was evicted plus what
+        is kept); a file where it does not is inconsistent.
+        """
+        if total != dropped + len(invocations):
+            raise ValueError(
+                f"inconsistent trace: total={total} but dropped={dropped} + {len(invocations)} kept"
+            )
         with self._lock:
             self._buffer.extend(inv.row() for inv in invocations)
             self._violations.extend(violations)
             self._stats.update(stats)
-            self._evicted = total - len(self._buffer)
-            self._folded = total  # the exported aggregates already count every record
+            self._evicted = dropped
+            self._folded = dropped + len(self._buffer)  # the exported aggregates count them all
             self._captured_bytes = sum(map(captured_bytes, self._buffer))
             if len(self._buffer) > self._capacity:
                 self.options = Options.from_kwargs(self.options, capacity=len(self._buffer))

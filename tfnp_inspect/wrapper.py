@@ -50,18 +50,21 @@ _get_ident = threading.get_ident
 _seq = itertools.count(1)
 #: Converts perf_counter_ns readings to wall-clock ns (for exports merged across processes).
 _WALL_OFFSET_NS = time.time_ns() - time.perf_counter_ns()
-_thread_names: dict[int, str] = {}
+#: Per-thread cache of the thread's name (idents are reused by new threads: a dict keyed by
+#: ident would give a new thread the name of a finished one).
+_this_thread = threading.local()
 
 #: Stateful functions are watched for hidden state during their first calls only: after this
 #: many pure calls the inspector suggests ``stateful=False`` and stops paying for the watch.
 STATELESS_EVIDENCE_CALLS = 100
 
 
-def _thread_name(ident: int) -> str:
-    name = _thread_names.get(ident)
-    if name is None:
-        name = _thread_names[ident] = threading.current_thread().name
-    return name
+def _thread_name() -> str:
+    try:
+        return _this_thread.name
+    except AttributeError:
+        name = _this_thread.name = threading.current_thread().name
+        return name
 
 
 class CallProbe:
@@ -211,7 +214,7 @@ class CallProbe:
                     break
         ident = _get_ident()
         row = (
-            seq, self.site_row, ident, _thread_names.get(ident) or _thread_name(ident),
+            seq, self.site_row, ident, _thread_name(),
             start + _WALL_OFFSET_NS, duration, tuple(raw_inputs), tuple(raw_outputs), None,
             tuple(violations), hints, records._process, bytes_in, bytes_out,
         )
@@ -244,7 +247,7 @@ class CallProbe:
             for what in changed:
                 violations.append(Violation(
                     "hidden-state", site.func_name, seq, site.call_site,
-                    hidden_state_message(site.func_name, what), what.split(" was ")[0],
+                    hidden_state_message(site.func_name, what), what,
                 ))
             return ()
         hints: list[Hint] = []
@@ -265,7 +268,7 @@ class CallProbe:
         error = ErrorInfo(type(exc).__name__, str(exc), "".join(traceback.format_exception(exc)))
         ident = _get_ident()
         invocation = Invocation.create(
-            seq, self.site, ident, _thread_name(ident), start + _WALL_OFFSET_NS, duration,
+            seq, self.site, ident, _thread_name(), start + _WALL_OFFSET_NS, duration,
             raw_inputs, (), error, violations,
         )
         try:

@@ -1,0 +1,581 @@
+"""Text and HTML views of traces, stats, invocations, violations, hints, arrays and replays.
+
+Pure string building (no IPython): the core's ``__repr__``/``_repr_html_`` and the magics call
+these. User-controlled text reaches HTML only through :func:`_text` (``html.escape``), arrays
+are previewed with numpy's summarising printer, and every HTML view carries its own small
+style sheet, scoped to ``.tfnp-report`` and built on JupyterLab's theme variables (with
+fallbacks), so it reads well in light and dark themes and outside JupyterLab.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .aggregates import FunctionStats, TraceStats, bucket_bounds
+from .records import ArrayInfo, Hint, Invocation, Violation
+from .replay import ReplayResult
+from .traces import Trace
+
+#: Arrays with more elements than this are previewed by their edges only.
+PREVIEW_THRESHOLD = 24
+PREVIEW_EDGE_ITEMS = 3
+#: Even a summarised preview can be long (one 1 MB string): cut it here.
+PREVIEW_MAX_CHARS = 600
+#: Summaries list at most this many groups of violations (all are in ``trace.violations``).
+MAX_LISTED_VIOLATIONS = 50
+#: A group of violations names this many of its calls.
+MAX_LISTED_CALLS = 5
+
+#: Decides which function names a summary includes (the magics' ``--filter``).
+NameFilter = Callable[[str], bool]
+
+# -- units ----------------------------------------------------------------------------------------
+
+
+def human_duration(ns: float) -> str:
+    """``1.23 ms``, ``45.6 µs``; an en dash when there is nothing to show (NaN)."""
+    if math.isnan(ns):
+        return "–"
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= scale:
+            return f"{_three_digits(ns / scale)} {unit}"
+    return f"{ns:.0f} ns"
+
+
+_BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+def human_bytes(count: float) -> str:
+    """``512 B``, ``1.50 KiB``, ``64.0 MiB``."""
+    unit = 0
+    while count >= 1024 and unit < len(_BYTE_UNITS) - 1:
+        count /= 1024
+        unit += 1
+    return f"{count:.0f} B" if unit == 0 else f"{_three_digits(count)} {_BYTE_UNITS[unit]}"
+
+
+def _three_digits(value: float) -> str:
+    if value >= 100:
+        return f"{value:.0f}"
+    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 call``, ``2 calls``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+# -- HTML building blocks -------------------------------------------------------------------------
+
+
+class _Html(str):
+    """A fragment that is already escaped HTML (everything else is escaped on output)."""
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, _Html) else html.escape(str(value))
+
+
+# Theme variables of JupyterLab first; the fallbacks work on light and dark backgrounds alike.
+_STYLE = """<style>
+.tfnp-report { font-family: var(--jp-ui-font-family, system-ui, sans-serif);
+  font-size: var(--jp-ui-font-size1, 13px); color: var(--jp-ui-font-color1, inherit); line-height: 1.4; }
+.tfnp-report table { border-collapse: collapse; margin: 2px 0 8px 0; color: inherit; background: transparent; }
+.tfnp-report th, .tfnp-report td { padding: 2px 8px; text-align: left; vertical-align: top;
+  border-bottom: 1px solid var(--jp-border-color2, rgba(127, 127, 127, 0.35)); }
+.tfnp-report th { font-weight: 600; white-space: nowrap;
+  background: var(--jp-layout-color2, rgba(127, 127, 127, 0.12)); }
+.tfnp-report th.num, .tfnp-report td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
+.tfnp-report .title { font-weight: 600; margin: 6px 0 4px 0; }
+.tfnp-report .tag { white-space: nowrap; }
+.tfnp-report .muted { color: var(--jp-ui-font-color2, inherit); }
+.tfnp-report .warn { color: var(--jp-warn-color1, #c77700); font-weight: 600; }
+.tfnp-report .error { color: var(--jp-error-color1, #d32f2f); font-weight: 600; }
+.tfnp-report .ok { color: var(--jp-success-color1, #388e3c); font-weight: 600; }
+.tfnp-report pre { font-family: var(--jp-code-font-family, ui-monospace, monospace);
+  font-size: var(--jp-code-font-size, 12px); margin: 2px 0; padding: 4px 6px; white-space: pre-wrap;
+  word-break: break-all; color: inherit; background: var(--jp-layout-color2, rgba(127, 127, 127, 0.12)); }
+.tfnp-report .bars { display: flex; align-items: flex-end; gap: 1px; height: 42px; }
+.tfnp-report .bar { width: 6px; background: var(--jp-brand-color1, #1976d2); }
+</style>"""
+
+
+def _report(*parts: str) -> str:
+    return f'{_STYLE}<div class="tfnp-report">{"".join(parts)}</div>'
+
+
+def _title(text: str, tone: str = "") -> str:
+    return f'<div class="title {tone}">{_text(text)}</div>'
+
+
+def _muted(text: str) -> str:
+    return f'<div class="muted">{_text(text)}</div>'
+
+
+def _pre(text: str) -> _Html:
+    return _Html(f"<pre>{_text(text)}</pre>")
+
+
+def _tag(text: Any, tone: str) -> _Html:
+    return _Html(f'<span class="tag {tone}">{_text(text)}</span>')
+
+
+def _html_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Iterable[int] = ()) -> str:
+    right = set(numeric)
+
+    def cell(tag: str, index: int, value: Any) -> str:
+        css = ' class="num"' if index in right else ""
+        return f"<{tag}{css}>{_text(value)}</{tag}>"
+
+    head = "".join(cell("th", i, h) for i, h in enumerate(headers))
+    body = "".join("<tr>" + "".join(cell("td", i, c) for i, c in enumerate(row)) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Iterable[int] = ()) -> str:
+    right = set(numeric)
+    cells = [list(map(str, headers))] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+
+    def line(row: list[str]) -> str:
+        padded = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        return "  ".join(padded).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(cells[0]), rule] + [line(row) for row in cells[1:]])
+
+
+# -- per-function stats ---------------------------------------------------------------------------
+
+_STATS_HEADERS = ("function", "calls", "errors", "mean", "p50", "p99", "max", "bytes in", "bytes out", "violations")
+_STATS_NUMERIC = range(1, 9)
+
+
+def _violation_counts(counts: Counter) -> str:
+    return ", ".join(f"{kind} ×{n}" for kind, n in sorted(counts.items()))
+
+
+def _stats_row(stats: FunctionStats) -> list[Any]:
+    return [
+        stats.func_name,
+        stats.calls,
+        stats.errors,
+        human_duration(stats.mean_ns),
+        human_duration(stats.p50_ns),
+        human_duration(stats.p99_ns),
+        human_duration(stats.max_ns),
+        human_bytes(stats.bytes_in),
+        human_bytes(stats.bytes_out),
+        _violation_counts(stats.violations),
+    ]
+
+
+def stats_text(stats: TraceStats) -> str:
+    return _stats_table_text(list(stats.values()))
+
+
+def stats_html(stats: TraceStats) -> str:
+    return _report(_stats_table_html(list(stats.values())))
+
+
+def _stats_table_text(per_function: Sequence[FunctionStats]) -> str:
+    if not per_function:
+        return "(no numpy_function calls recorded)"
+    return _text_table(_STATS_HEADERS, [_stats_row(s) for s in per_function], _STATS_NUMERIC)
+
+
+def _stats_table_html(per_function: Sequence[FunctionStats]) -> str:
+    if not per_function:
+        return _muted("No numpy_function calls recorded.")
+    rows = []
+    for stats in per_function:
+        row = _stats_row(stats)
+        if stats.errors:
+            row[2] = _tag(row[2], "error")
+        if stats.violations:
+            row[-1] = _tag(row[-1], "warn")
+        rows.append(row)
+    return _html_table(_STATS_HEADERS, rows, _STATS_NUMERIC)
+
+
+def function_stats_html(stats: FunctionStats) -> str:
+    """One function's row plus its duration histogram (one bar per non-empty bucket)."""
+    table = _stats_table_html([stats])
+    counts = stats.histogram.counts
+    if not counts:
+        return _report(table)
+    tallest = max(counts.values())
+    bars = "".join(
+        f'<div class="bar" title="{_text(_bucket_label(bucket_bounds(b)))}: {n}" '
+        f'style="height: {max(2, round(40 * n / tallest))}px;"></div>'
+        for b, n in sorted(counts.items())
+    )
+    low, high = bucket_bounds(min(counts))[0], bucket_bounds(max(counts))[1]
+    span = _muted(f"durations from {human_duration(low)} to {human_duration(high)}")
+    return _report(table, f'<div class="bars">{bars}</div>', span)
+
+
+def _bucket_label(bounds: tuple[int, int]) -> str:
+    return f"{human_duration(bounds[0])} – {human_duration(bounds[1])}"
+
+
+# -- violations and hints -------------------------------------------------------------------------
+
+
+class ViolationGroup(NamedTuple):
+    """The same contract broken the same way at the same place by several calls: listed once."""
+
+    first: Violation
+    seqs: list[int]
+
+
+def group_violations(violations: Iterable[Violation]) -> list[ViolationGroup]:
+    groups: dict[tuple[str, str, str | None, str | None], ViolationGroup] = {}
+    for v in violations:
+        key = (v.kind, v.func_name, v.call_site, v.argument)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = ViolationGroup(v, [v.seq])
+        else:
+            group.seqs.append(v.seq)
+    return list(groups.values())
+
+
+def _calls(seqs: Sequence[int]) -> str:
+    listed = ", ".join(f"#{s}" for s in seqs[:MAX_LISTED_CALLS])
+    return listed if len(seqs) <= MAX_LISTED_CALLS else f"{listed} … ({len(seqs)} calls)"
+
+
+def _listed(groups: list[ViolationGroup]) -> tuple[list[ViolationGroup], int]:
+    return groups[:MAX_LISTED_VIOLATIONS], max(0, len(groups) - MAX_LISTED_VIOLATIONS)
+
+
+_MORE_VIOLATIONS = "… and {} more places (all violations are in trace.violations)"
+
+
+def violations_text(violations: Sequence[Violation]) -> str:
+    if not violations:
+        return "No violations."
+    shown, more = _listed(group_violations(violations))
+    lines = [f"{plural(len(violations), 'violation')}:"]
+    for first, seqs in shown:
+        where = f" at {first.call_site}" if first.call_site else ""
+        calls = "call" if len(seqs) == 1 else "calls"
+        lines.append(f"  [{first.kind}] {first.func_name}, {calls} {_calls(seqs)}{where}")
+        lines.append(f"      {first.message}")
+    if more:
+        lines.append("  " + _MORE_VIOLATIONS.format(more))
+    return "\n".join(lines)
+
+
+def violations_html(violations: Sequence[Violation]) -> str:
+    return _report(_violations_section_html(violations))
+
+
+_VIOLATION_HEADERS = ("kind", "function", "calls", "call site", "message")
+
+
+def _violations_section_html(violations: Sequence[Violation]) -> str:
+    if not violations:
+        return _title("No violations.", "ok")
+    shown, more = _listed(group_violations(violations))
+    rows = [
+        [_tag(first.kind, "warn"), first.func_name, _calls(seqs), first.call_site or "–", first.message]
+        for first, seqs in shown
+    ]
+    parts = [_title(plural(len(violations), "violation"), "warn"), _html_table(_VIOLATION_HEADERS, rows)]
+    if more:
+        parts.append(_muted(_MORE_VIOLATIONS.format(more)))
+    return "".join(parts)
+
+
+def violation_html(violation: Violation) -> str:
+    argument = f" ({violation.argument})" if violation.argument else ""
+    where = f" at {violation.call_site}" if violation.call_site else ""
+    return _report(
+        f"<div>{_tag(violation.kind, 'warn')} {_text(violation.func_name)}, "
+        f"call #{violation.seq}{_text(argument)}{_text(where)}</div>",
+        f"<div>{_text(violation.message)}</div>",
+    )
+
+
+def hint_html(hint: Hint) -> str:
+    return _report(
+        f"<div>{_tag(hint.kind, 'ok')} {_text(hint.func_name)}, call #{hint.seq}</div>",
+        f"<div>{_text(hint.message)}</div>",
+    )
+
+
+def _distinct_hints(hints: Iterable[Hint]) -> list[Hint]:
+    """Hints repeat on every call of a function: keep the first of each (function, kind)."""
+    seen: dict[tuple[str, str], Hint] = {}
+    for hint in hints:
+        seen.setdefault((hint.func_name, hint.kind), hint)
+    return list(seen.values())
+
+
+def _hints_text(hints: Sequence[Hint]) -> str:
+    lines = [f"{plural(len(hints), 'hint')}:"]
+    for h in hints:
+        lines.append(f"  [{h.kind}] {h.func_name}, first at call #{h.seq}")
+        lines.append(f"      {h.message}")
+    return "\n".join(lines)
+
+
+def _hints_html(hints: Sequence[Hint]) -> str:
+    rows = [[_tag(h.kind, "ok"), h.func_name, f"#{h.seq}", h.message] for h in hints]
+    table = _html_table(("hint", "function", "first call", "message"), rows)
+    return f"<details><summary>{_text(plural(len(hints), 'hint'))}</summary>{table}</details>"
+
+
+# -- traces and summaries -------------------------------------------------------------------------
+
+
+def _header(trace: Trace, per_function: Sequence[FunctionStats], functions: int) -> str:
+    """Counts of the functions shown (``functions``: how many there are without a filter)."""
+    calls = sum(s.calls for s in per_function)
+    violations = sum(sum(s.violations.values()) for s in per_function)
+    parts = [
+        f"tfnp_inspect: {plural(calls, 'call')} of {plural(len(per_function), 'function')}",
+        plural(violations, "violation"),
+    ]
+    if len(per_function) != functions:
+        parts.append(f"{len(per_function)} of {functions} functions match the filter")
+    if trace.dropped:
+        parts.append(
+            f"the buffer kept the last {len(trace)} of {trace.total} calls "
+            f"(capacity {trace.capacity}); the table counts all"
+        )
+    if trace.source:
+        parts.append(f"loaded from {trace.source}")
+    return " · ".join(parts)
+
+
+def _filtered(items: Iterable[Any], include: NameFilter | None) -> list[Any]:
+    return [x for x in items if include is None or include(x.func_name)]
+
+
+def trace_text(trace: Trace) -> str:
+    """Concise: a header line with the counts, then the per-function table."""
+    per_function = list(trace.stats().values())
+    return f"{_header(trace, per_function, len(per_function))}\n{_stats_table_text(per_function)}"
+
+
+def trace_html(trace: Trace) -> str:
+    return summary_html(summarize(trace))
+
+
+class Summary(NamedTuple):
+    """What ``%%npfunc`` shows after the cell, gathered once and rendered as text and HTML."""
+
+    header: str
+    per_function: list[FunctionStats]
+    violations: list[Violation]
+    hints: list[Hint]
+    quiet: bool  # only the violations (nothing at all when there are none)
+
+
+def summarize(trace: Trace, quiet: bool = False, include: NameFilter | None = None) -> Summary:
+    violations = _filtered(trace.violations, include)
+    if quiet:
+        return Summary("", [], violations, [], True)
+    stats = trace.stats()
+    per_function = [s for name, s in stats.items() if include is None or include(name)]
+    hints = _distinct_hints(_filtered(trace.hints, include))  # the costly part: one pass
+    return Summary(_header(trace, per_function, len(stats)), per_function, violations, hints, False)
+
+
+def summary_text(summary: Summary) -> str:
+    if summary.quiet:
+        return violations_text(summary.violations) if summary.violations else ""
+    parts = [summary.header, _stats_table_text(summary.per_function), violations_text(summary.violations)]
+    if summary.hints:
+        parts.append(_hints_text(summary.hints))
+    return "\n\n".join(parts)
+
+
+def summary_html(summary: Summary) -> str:
+    if summary.quiet:
+        return _report(_violations_section_html(summary.violations)) if summary.violations else ""
+    parts = [
+        _title(summary.header),
+        _stats_table_html(summary.per_function),
+        _violations_section_html(summary.violations),
+    ]
+    if summary.hints:
+        parts.append(_hints_html(summary.hints))
+    return _report(*parts)
+
+
+# -- invocations ----------------------------------------------------------------------------------
+
+_INVOCATIONS_HEADERS = ("call", "function", "mode", "duration", "inputs", "outputs", "status")
+
+
+def _signature(arrays: Iterable[ArrayInfo]) -> str:
+    return ", ".join(f"{a.dtype}{list(a.shape)}" for a in arrays)
+
+
+def _status(invocation: Invocation) -> str:
+    if invocation.error is not None:
+        return f"raised {invocation.error.type}"
+    if invocation.violations:
+        return ", ".join(sorted({v.kind for v in invocation.violations}))
+    return "ok"
+
+
+def _invocation_row(invocation: Invocation) -> list[Any]:
+    return [
+        f"#{invocation.seq}",
+        invocation.func_name,
+        invocation.mode,
+        human_duration(invocation.duration_ns),
+        _signature(invocation.inputs),
+        _signature(invocation.outputs),
+        _status(invocation),
+    ]
+
+
+def invocations_text(invocations: Sequence[Invocation]) -> str:
+    if not invocations:
+        return "(no invocations)"
+    return _text_table(_INVOCATIONS_HEADERS, [_invocation_row(i) for i in invocations], (0, 3))
+
+
+def invocations_html(invocations: Sequence[Invocation]) -> str:
+    if not invocations:
+        return _report(_muted("No invocations."))
+    rows = []
+    for invocation in invocations:
+        row = _invocation_row(invocation)
+        if invocation.error is not None or invocation.violations:
+            row[-1] = _tag(row[-1], "error" if invocation.error is not None else "warn")
+        rows.append(row)
+    return _report(_html_table(_INVOCATIONS_HEADERS, rows, (0, 3)))
+
+
+def invocation_html(invocation: Invocation) -> str:
+    site = invocation.site
+    facts = [
+        f"{invocation.mode} mode",
+        f"took {human_duration(invocation.duration_ns)}",
+        f"thread {invocation.thread_name}",
+    ]
+    if site.op_name:
+        facts.append(f"op {site.op_name}")
+    if site.stateful is not None:
+        facts.append("stateful" if site.stateful else "stateless")
+    if site.call_site:
+        facts.append(f"called at {site.call_site}")
+    if invocation.task:
+        facts.append(f"task {invocation.task}")
+    parts = [_title(f"#{invocation.seq} {invocation.func_name}"), _muted(" · ".join(facts))]
+    labelled = [(f"input {i}", a) for i, a in enumerate(invocation.inputs)]
+    labelled += [(f"output {i}", a) for i, a in enumerate(invocation.outputs)]
+    if labelled:
+        parts.append(_arrays_table_html(labelled))
+    if invocation.error is not None:
+        parts.append(_title(f"raised {invocation.error}", "error"))
+        if invocation.error.traceback:
+            parts.append(f"<details><summary>traceback</summary>{_pre(invocation.error.traceback)}</details>")
+    parts += [violation_html(v) for v in invocation.violations]
+    parts += [hint_html(h) for h in invocation.hints]
+    return _report(*parts)
+
+
+# -- arrays ---------------------------------------------------------------------------------------
+
+_ARRAY_HEADERS = ("", "dtype", "shape", "size", "stats", "notes", "contents")
+
+
+def array_preview(data: np.ndarray) -> str:
+    """numpy's own summarised printing (edges only for big arrays), cut to a bounded length."""
+    text = np.array2string(
+        data, threshold=PREVIEW_THRESHOLD, edgeitems=PREVIEW_EDGE_ITEMS, precision=6, max_line_width=100,
+    )
+    return text if len(text) <= PREVIEW_MAX_CHARS else text[:PREVIEW_MAX_CHARS] + " …"
+
+
+def _array_stats(info: ArrayInfo) -> str:
+    s = info.stats
+    if s is None:
+        return ""
+    if s.elements == s.nan_count + s.inf_count:
+        text = "no finite values"
+    else:
+        text = f"min {s.min:.4g}, max {s.max:.4g}, mean {s.mean:.4g}"
+    if s.nan_count:
+        text += f", {s.nan_count} NaN"
+    if s.inf_count:
+        text += f", {s.inf_count} Inf"
+    if not s.exact:
+        text += f" (from a sample of {s.elements})"
+    return text
+
+
+def _array_notes(info: ArrayInfo) -> str:
+    notes = []
+    if info.shares_tensor_memory:
+        notes.append("view of a TF tensor buffer")
+    if info.aliases_input is not None:
+        notes.append(f"shares memory with input {info.aliases_input}")
+    if info.will_be_copied:
+        notes.append("TF copies it")
+    if not info.writeable:
+        notes.append("read-only")
+    if not info.c_contiguous:
+        notes.append("not C-contiguous")
+    if info.capture_note:
+        notes.append(info.capture_note)
+    return "; ".join(notes)
+
+
+def _array_cells(label: str, info: ArrayInfo) -> list[Any]:
+    if info.data is not None:
+        contents: Any = _pre(array_preview(info.data))
+    else:
+        contents = f"fingerprint {info.fingerprint:016x}" if info.fingerprint is not None else ""
+    return [
+        label, info.dtype, list(info.shape), human_bytes(info.nbytes), _array_stats(info),
+        _array_notes(info), contents,
+    ]
+
+
+def _arrays_table_html(labelled: Sequence[tuple[str, ArrayInfo]]) -> str:
+    return _html_table(_ARRAY_HEADERS, [_array_cells(label, info) for label, info in labelled], (3,))
+
+
+def array_html(info: ArrayInfo) -> str:
+    return _report(_arrays_table_html([("array", info)]))
+
+
+# -- replay ---------------------------------------------------------------------------------------
+
+
+def _replay_title(result: ReplayResult) -> str:
+    invocation = result.invocation
+    verdict = "matches the recorded call" if result.matches else "differs from the recorded call"
+    return f"replay of #{invocation.seq} {invocation.func_name}: {verdict}"
+
+
+def replay_text(result: ReplayResult) -> str:
+    lines = [_replay_title(result)]
+    lines += [f"  - {d}" for d in result.differences]
+    lines += [f"  output {i}: {array_preview(o)}" for i, o in enumerate(result.outputs)]
+    return "\n".join(lines)
+
+
+def replay_html(result: ReplayResult) -> str:
+    parts = [_title(_replay_title(result), "ok" if result.matches else "warn")]
+    if result.differences:
+        parts.append("<ul>" + "".join(f"<li>{_text(d)}</li>" for d in result.differences) + "</ul>")
+    if result.outputs:
+        rows = [[f"output {i}", o.dtype, list(o.shape), _pre(array_preview(o))] for i, o in enumerate(result.outputs)]
+        parts.append(_html_table(("", "dtype", "shape", "replayed contents"), rows))
+    return _report(*parts)
