@@ -44,7 +44,10 @@ class CheckSwitches:
                 name = func if isinstance(func, str) else function_name(func)
                 current = self.off_per_function.get(name, frozenset())
                 updated = current | kinds if add else current - kinds
-                self.off_per_function = {**self.off_per_function, name: updated}
+                per_function = {**self.off_per_function, name: updated}
+                if not updated:
+                    del per_function[name]
+                self.off_per_function = per_function
             self.version += 1
 
     def active(self, requested: frozenset[str], func_name: str) -> frozenset[str]:
@@ -143,10 +146,11 @@ def retained_output_message(func_name: str, index: int) -> str:
 
 def nondeterministic_message(func_name: str, first_seq: int) -> str:
     return (
-        f"{func_name} is declared stateful=False but returned different outputs for the same input "
-        f"contents as call #{first_seq}. TensorFlow may fold a stateless op with constant inputs "
-        "into a constant, run it once for several consumers, or skip it when its output is unused, "
-        "so a nondeterministic function is called fewer times than written. "
+        f"{func_name} is declared stateful=False but its outputs differ from those of call "
+        f"#{first_seq} on the same input contents. In graph mode (tf.function, tf.data) TensorFlow "
+        "may fold a stateless op with constant inputs into a constant, run it once for several "
+        "consumers, or skip it when its output is unused, so a nondeterministic function is called "
+        "fewer times than written (eager mode runs every call, which hides this). "
         "Fix: declare stateful=True, or make the function pure (seed a Generator from the inputs)."
     )
 
@@ -154,21 +158,24 @@ def nondeterministic_message(func_name: str, first_seq: int) -> str:
 def hidden_state_message(func_name: str, what: str) -> str:
     return (
         f"{func_name} is declared stateful=False but changed state outside its arguments: {what}. "
-        "TensorFlow may fold, prune or merge calls of a stateless op, so this side effect happens "
-        "fewer times than written (or never, at trace time only). "
+        "In graph mode (tf.function, tf.data) TensorFlow may fold, prune or merge calls of a "
+        "stateless op, so this side effect happens fewer times than written (or once, at trace "
+        "time); eager mode runs every call, which hides this. "
         "Fix: declare stateful=True, or move the state into the function's inputs and outputs."
     )
 
 
-def tout_message(func_name: str, mode: str, problem: str, graph_error: str) -> str:
+def tout_message(func_name: str, mode: str, argument: str, problem: str, graph_error: str) -> str:
     if mode == "eager":
         consequence = (
             "Eager mode accepts this silently (it converts whatever comes back), but the same "
             f"code inside tf.function or tf.data fails with {graph_error}."
         )
     else:
-        consequence = f"TensorFlow rejects it with a cryptic {graph_error} naming only the op token."
-    return f"{func_name}: {problem}. {consequence} Fix: return exactly what Tout declares."
+        consequence = (
+            f"In graph mode TensorFlow rejects it with a cryptic {graph_error} naming only the op token."
+        )
+    return f"{func_name}, {argument}: {problem}. {consequence} Fix: return exactly what Tout declares."
 
 
 # -- Tout ---------------------------------------------------------------------------------------
@@ -210,7 +217,7 @@ class ToutSpec:
             )]
         found = []
         for index, (item, want, name) in enumerate(zip(items, self.dtypes, self.names)):
-            problem = _item_problem(item, want, name)
+            problem = _item_problem(item, index, want, name)
             if problem:
                 found.append((f"output {index}", *problem))
         return found
@@ -225,8 +232,18 @@ def returned_items(result: Any) -> list[Any]:
     return [result]
 
 
-def _item_problem(item: Any, want: np.dtype, want_name: str) -> tuple[str, str] | None:
-    if isinstance(item, dict) or (not isinstance(item, (np.ndarray, np.generic, bytes, str, bool, int, float, complex, list, tuple))):
+#: TF's kernel names types the C++ way in its errors ("is double, but expects float").
+_TF_KERNEL_NAMES = {"float32": "float", "float64": "double", "float16": "half", "object": "string"}
+
+
+def _kernel_name(name: str) -> str:
+    return _TF_KERNEL_NAMES.get(name, name)
+
+
+def _item_problem(item: Any, index: int, want: np.dtype, want_name: str) -> tuple[str, str] | None:
+    """(problem, TF's graph-mode error) when one returned value does not match its Tout."""
+    convertible = (np.ndarray, np.generic, bytes, str, bool, int, float, complex, list, tuple)
+    if not isinstance(item, convertible):
         return (
             f"returned a {type(item).__name__} where Tout declares {want_name}",
             f"InternalError 'Unsupported object type {type(item).__name__}'",
@@ -234,27 +251,23 @@ def _item_problem(item: Any, want: np.dtype, want_name: str) -> tuple[str, str] 
     try:
         got = as_array(item).dtype
     except Exception as exc:  # ragged lists and the like
-        return (f"returned a value numpy cannot convert ({exc})", "InvalidArgumentError")
+        return f"returned a value numpy cannot convert ({exc})", "InvalidArgumentError"
     if want.hasobject:  # tf.string
         if got.kind in "OSU":
             return None
-        return (
-            f"returned {got} where Tout declares string",
-            f"InvalidArgumentError '... is {got.name}, but expects string'",
-        )
-    if got.kind in "SU" or got.hasobject:
-        return (
-            f"returned {got} (strings/objects) where Tout declares {want_name}",
-            f"InvalidArgumentError '... is string, but expects {want_name}'",
-        )
-    if got != want:
-        source = f" (a Python {type(item).__name__} becomes {got})" if not isinstance(item, (np.ndarray, np.generic)) else ""
-        return (
-            f"returned dtype {got}{source} where Tout declares {want_name}",
-            f"InvalidArgumentError '0-th value returned by pyfunc_N is {got.name}, but expects "
-            f"{want_name}'",
-        )
-    return None
+        got_name = got.name
+    elif got.kind in "SU" or got.hasobject:
+        got_name = "string"
+    elif got != want:
+        got_name = got.name
+    else:
+        return None
+    python = "" if isinstance(item, (np.ndarray, np.generic)) else f" (a Python {type(item).__name__})"
+    return (
+        f"returned {got_name}{python} where Tout declares {want_name}",
+        f"InvalidArgumentError '{index}-th value returned by pyfunc_N is {_kernel_name(got_name)}, "
+        f"but expects {_kernel_name(want_name)}'",
+    )
 
 
 # -- determinism ------------------------------------------------------------------------------

@@ -65,8 +65,8 @@ class Recorder:
 
     def _apply_options(self) -> None:
         self._capacity = self.options.capacity
-        self._trim_above = self._capacity + EVICTION_BATCH
         self._full_capture = self.options.capture == "full"
+        self._trim_above = self._capacity + EVICTION_BATCH
 
     # -- configuration -------------------------------------------------------------------
     @property
@@ -84,8 +84,19 @@ class Recorder:
 
     # -- writing (hot path) ---------------------------------------------------------------
     def has_budget_for(self, nbytes: int) -> bool:
-        """A cheap pre-check before copying a payload; :meth:`append` settles the accounts."""
-        return self._captured_bytes + nbytes <= self.options.max_capture_bytes
+        """A cheap pre-check before copying a payload; :meth:`store` settles the accounts.
+
+        When the buffer is full, the next store evicts the oldest record: its payload counts
+        as free already.
+        """
+        free = self.options.max_capture_bytes - self._captured_bytes
+        buffer = self._buffer
+        if len(buffer) >= self._capacity:
+            try:
+                free += captured_bytes(buffer[0])
+            except IndexError:  # emptied meanwhile by clear()
+                pass
+        return nbytes <= free
 
     def append(self, invocation: Invocation) -> None:
         """Store one invocation (adjusted to this recorder's options) and tell the listeners."""
@@ -93,15 +104,18 @@ class Recorder:
 
     def store(self, row: tuple) -> None:
         """Store a row already made to this recorder's options (the hot path; see CallSite)."""
-        if self._full_capture:
-            with self._lock:
-                row = self._charge_payload(row)
         buffer = self._buffer
-        buffer.append(row)
+        if self._full_capture:
+            with self._lock:  # make room first: evicted payloads give their bytes back
+                if len(buffer) >= self._capacity:
+                    self._evict(len(buffer) - self._capacity + 1)
+                buffer.append(self._charge_payload(row))
+        else:
+            buffer.append(row)
+            if len(buffer) > self._trim_above:
+                self._trim()
         if row[9]:
             self._violations.extend(row[9])
-        if len(buffer) > self._trim_above:
-            self._trim()
         listeners = self._listeners
         if not listeners:
             return
@@ -122,7 +136,7 @@ class Recorder:
         nbytes = captured_bytes(row)
         if not nbytes:
             return row
-        if not self.has_budget_for(nbytes):
+        if self._captured_bytes + nbytes > self.options.max_capture_bytes:
             self._payloads_dropped += 1
             note = f"dropped: capture budget of {self.options.max_capture_bytes} bytes is full"
             invocation = Invocation.from_row(row)

@@ -11,6 +11,7 @@ import itertools
 import math
 import os
 import socket
+import types
 import weakref
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -181,8 +182,11 @@ _site_keys = itertools.count(1)
 def remember_function(func: Any) -> int:
     """Keep a weak reference to ``func`` for replay; the key to put in its CallSite."""
     key = next(_site_keys)
+    forget = lambda _, key=key: _site_functions.pop(key, None)  # noqa: E731
     try:
-        _site_functions[key] = weakref.ref(func, lambda _, key=key: _site_functions.pop(key, None))
+        # a bound method object dies at once: WeakMethod follows its object and function
+        reference = weakref.WeakMethod if isinstance(func, types.MethodType) else weakref.ref
+        _site_functions[key] = reference(func, forget)
     except TypeError:  # not weakly referenceable: replay needs the function passed explicitly
         return 0
     return key

@@ -109,15 +109,22 @@ def user_call_site(depth: int = 1) -> str | None:
 
 
 def _autograph_origin(frame: Any) -> str | None:
-    """Map a line of autograph's generated code back to the user's source line."""
+    """Map a line of autograph's generated code back to the user's source line.
+
+    The source map hangs on the converted function, a local (``converted_f``) of autograph's
+    ``converted_call`` further up the stack; code nested in converted control flow (the body
+    of an ``if``) is called from TF's control-flow helpers, so look all the way up.
+    """
+    filename, lineno = frame.f_code.co_filename, frame.f_lineno
     caller = frame.f_back
-    converted = caller.f_locals.get("converted_f") if caller is not None else None
-    source_map = getattr(converted, "ag_source_map", None)
-    if not source_map:
-        return None
-    for location, origin in source_map.items():
-        if location.filename == frame.f_code.co_filename and location.lineno == frame.f_lineno:
-            return f"{origin.loc.filename}:{origin.loc.lineno}"
+    while caller is not None:
+        converted = caller.f_locals.get("converted_f") if "converted_f" in caller.f_code.co_varnames else None
+        source_map = getattr(converted, "ag_source_map", None)
+        if source_map:
+            for location, origin in source_map.items():
+                if location.filename == filename and location.lineno == lineno:
+                    return f"{origin.loc.filename}:{origin.loc.lineno}"
+        caller = caller.f_back
     return None
 
 

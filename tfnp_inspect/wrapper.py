@@ -71,7 +71,7 @@ class CallProbe:
     """Per-op state of the checks: what ``func`` can reach, what it returned before."""
 
     __slots__ = (
-        "site", "site_row", "tout", "_watch", "_watch_source", "memory", "_plan", "_switches_version",
+        "site", "site_row", "tout", "_watch", "memory", "_plan", "_switches_version",
         "_capture", "_mutation", "_retained", "_tout_check", "_nondeterminism", "_hidden",
         "pure_calls", "impure", "_gathering", "__weakref__",
     )
@@ -80,7 +80,6 @@ class CallProbe:
         self.set_site(site)
         self.tout = tout
         self._watch: StateWatch | None = None
-        self._watch_source = func if site.stateful is not None else None
         self.memory = DeterminismMemory() if site.stateful is False else None
         self._plan: session.Plan | None = None
         self._switches_version = -1
@@ -93,11 +92,14 @@ class CallProbe:
         self.site = site
         self.site_row = tuple(site)  # what records store (see CallSite)
 
-    def watch(self) -> StateWatch | None:
-        """Analysed on the first call that needs it (reading the code costs tens of us)."""
-        if self._watch is None and self._watch_source is not None:
-            self._watch = StateWatch(self._watch_source)
-            self._watch_source = None
+    def watch(self, func: Any) -> StateWatch:
+        """Analysed on the first call that needs it (reading the code costs tens of us).
+
+        The function comes with each call rather than being kept: probes live in caches keyed
+        weakly by the function, which a strong reference here would keep alive forever.
+        """
+        if self._watch is None:
+            self._watch = StateWatch(func)
         return self._watch
 
     def _configure(self, plan: session.Plan) -> None:
@@ -119,7 +121,7 @@ class CallProbe:
         site = self.site
         capture = self._capture
         retained = self._retained
-        watch = self.watch() if self._hidden or self._gathering else None
+        watch = self.watch(func) if self._hidden or self._gathering else None
 
         # -- before the call: describe inputs (their contents as TF passed them) ----------------
         # Reference counts are read by the same loop shape before and after the call, so that
@@ -283,7 +285,7 @@ class CallProbe:
         for argument, problem, graph_error in self.tout.problems(result):
             violations.append(Violation(
                 "tout-mismatch", site.func_name, seq, site.call_site,
-                tout_message(site.func_name, site.mode, problem, graph_error), argument,
+                tout_message(site.func_name, site.mode, argument, problem, graph_error), argument,
             ))
 
     def _check_determinism(self, raw_inputs: list, raw_outputs: list, seq: int, violations: list) -> None:
@@ -354,10 +356,11 @@ class CallProbe:
 
 
 def _flatten(result: Any) -> list:
-    """Every array-like object in a (possibly nested) return value, as eager mode flattens it."""
-    if type(result) in (tuple, list):
+    """Every leaf of a (possibly nested) return value, as eager mode's ``nest.flatten`` sees it."""
+    kind = type(result)
+    if kind is tuple or kind is list or kind is dict:
         out = []
-        for item in result:
+        for item in (result.values() if kind is dict else result):
             out.extend(_flatten(item))
         return out
     return [] if result is None else [result]
@@ -521,8 +524,11 @@ def numpy_function(func: Any = None, inp: Any = None, Tout: Any = None, stateful
     if not callable(func) or inp is None or Tout is None:
         return original(func=func, inp=inp, Tout=Tout, stateful=stateful, name=name)
 
+    eager = tf_hooks.executing_eagerly()
+    if eager and session.active is None:
+        return original(func, inp, Tout, stateful=stateful, name=name)  # nothing records this call
     call_site = tf_hooks.user_call_site(2)
-    if tf_hooks.executing_eagerly():
+    if eager:
         probe = _eager_probe(func, Tout, stateful, name, call_site)
         return original(instrument(func, probe), inp, Tout, stateful=stateful, name=name)
     site, spec = _make_site(func, Tout, stateful, name, "graph", call_site)

@@ -1,0 +1,112 @@
+"""Shared helpers for the core tests: run a ``numpy_function`` call the three ways TF runs it.
+
+Every behaviour is checked eagerly, inside ``tf.function`` and in ``tf.data.Dataset.map`` with
+parallel calls (the two graph modes run the function on TensorFlow's own threads, with
+zero-copy inputs). Imported by the test modules as ``core_helpers`` (pytest puts ``tests/`` on
+``sys.path``). ``tests/conftest.py`` fails any test that leaves tracing on or checks disabled.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.ops import script_ops
+
+MODES = ("eager", "function", "dataset")
+GRAPH_MODES = ("function", "dataset")
+#: What ``Invocation.mode`` says for each way of running.
+RECORDED_MODE = {"eager": "eager", "function": "graph", "dataset": "graph"}
+PARALLEL_CALLS = 4
+
+#: TensorFlow's own ``numpy_function`` (tracing patches the public aliases, never this one).
+TF_NUMPY_FUNCTION = script_ops.numpy_function
+#: The public aliases that tracing patches; each is TF_NUMPY_FUNCTION when nothing records.
+ALIASES = {"tf": tf, "tf.compat.v1": tf.compat.v1, "tf.compat.v2": tf.compat.v2}
+ORIGINAL_REGISTRY_CALL = script_ops.FuncRegistry.__dict__["__call__"]
+
+
+def run_in_mode(mode: str, call: Callable[..., Any], inputs: Sequence[Any] = (), repeat: int = 1) -> list[Any]:
+    """Run ``call(*tensors)`` (which calls a numpy_function) ``repeat`` times in ``mode``.
+
+    'eager': called directly; 'function': through one ``tf.function`` (traced once);
+    'dataset': mapped over ``repeat`` copies of the inputs with parallel calls. Returns one
+    result per run (for 'dataset', the elements in order).
+    """
+    tensors = tuple(tf.convert_to_tensor(value) for value in inputs)
+    if mode == "eager":
+        return [call(*tensors) for _ in range(repeat)]
+    if mode == "function":
+        function = tf.function(call)
+        return [function(*tensors) for _ in range(repeat)]
+    if mode == "dataset":
+        if tensors:
+            dataset = tf.data.Dataset.from_tensors(tensors).repeat(repeat)
+            mapped = dataset.map(lambda *xs: _element(call(*xs)), num_parallel_calls=PARALLEL_CALLS)
+        else:
+            dataset = tf.data.Dataset.range(repeat)
+            mapped = dataset.map(lambda _: _element(call()), num_parallel_calls=PARALLEL_CALLS)
+        return list(mapped)
+    raise ValueError(f"unknown mode {mode!r}")
+
+
+def _element(result: Any) -> Any:
+    # tf.data stacks a returned list into one tensor; a tuple keeps the outputs apart.
+    return tuple(result) if isinstance(result, list) else result
+
+
+def normalize(result: Any) -> Any:
+    """A comparable description of what a numpy_function call gave back (dtype, shape, values)."""
+    if isinstance(result, (list, tuple)):
+        return [normalize(item) for item in result]
+    if result is None:
+        return None
+    if isinstance(result, tf.Operation):
+        return "operation"
+    value = result.numpy()
+    return (result.dtype.name, tuple(result.shape), np.asarray(value).tolist())
+
+
+def tokens_normalized(exc: BaseException) -> str:
+    """An error message with TF's registry tokens (``pyfunc_17``) written as ``pyfunc_N``."""
+    return re.sub(r"pyfunc_\d+", "pyfunc_N", str(exc))
+
+
+def error_core(exc: BaseException) -> str:
+    """The part of an error message that names the Python exception or TF's complaint, without
+    what differs from one graph to the next (node and function names, counters)."""
+    text = re.sub(r"\{\{[^}]*\}\}|\[Op:[^\]]*\]|(?<=Dataset)(V\d)?:\d+", "", tokens_normalized(exc))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Iteration|Warning)\b.*:", line):
+            return line
+    for line in lines:
+        if "pyfunc_N" in line:
+            return line
+    return lines[0] if lines else ""
+
+
+def source_line(path: str, marker: str) -> str:
+    """'file:line' of the unique line of ``path`` that carries the comment ``# site: marker``."""
+    with open(path, encoding="utf-8") as handle:
+        hits = [n for n, line in enumerate(handle, 1) if line.rstrip().endswith(f"# site: {marker}")]
+    assert len(hits) == 1, f"marker {marker!r} found {len(hits)} times in {path}"
+    return f"{path}:{hits[0]}"
+
+
+def tf_is_patched() -> bool:
+    return any(owner.numpy_function is not TF_NUMPY_FUNCTION for owner in ALIASES.values())
+
+
+def kinds_of(trace: Any) -> set[str]:
+    return {violation.kind for violation in trace.violations}
+
+
+def by_function(trace: Any, func_name: str) -> list[Any]:
+    return [inv for inv in trace.invocations if inv.func_name == func_name]
