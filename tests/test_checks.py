@@ -542,11 +542,18 @@ def big_aligned(x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(
-    "func, tout, copied",
-    [(strided, tf.float32, True), (contiguous, tf.float32, False), (big_unaligned, tf.float64, True), (big_aligned, tf.float64, False)],
+    "func, tout, copied, hinted",
+    [
+        (strided, tf.float32, True, True),
+        (contiguous, tf.float32, False, False),
+        # TF copies a misaligned buffer too; numpy often allocates large arrays that way, so the
+        # record says so but no hint nags about it
+        (big_unaligned, tf.float64, True, False),
+        (big_aligned, tf.float64, False, False),
+    ],
     ids=["strided", "contiguous", "big-unaligned", "big-aligned"],
 )
-def test_output_copied_hint(mode: str, func: Any, tout: Any, copied: bool) -> None:
+def test_output_copied_hint(mode: str, func: Any, tout: Any, copied: bool, hinted: bool) -> None:
     with npi.trace() as t:
         run_in_mode(mode, lambda v: npi.numpy_function(func, [v], tout), [fresh_input()])
     (record,) = t.invocations
@@ -555,7 +562,7 @@ def test_output_copied_hint(mode: str, func: Any, tout: Any, copied: bool) -> No
         assert hints == []
     else:
         assert bool(record.outputs[0].will_be_copied) is copied  # None: too small to matter
-        assert len(hints) == int(copied)
+        assert len(hints) == int(hinted)
         assert all("output 0" in h.message and h.func_name == func.__name__ for h in hints)
 
 

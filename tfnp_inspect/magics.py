@@ -134,6 +134,9 @@ class NpFuncMagics(Magics):
         super().__init__(shell)
         self.last_trace: Trace | None = None
         self._installed_here = False
+        #: the process-wide recording started after the last %%npfunc cell: it is what the
+        #: user means by "the last recording", even once switched off
+        self._session_is_newer = False
 
     # -- %%npfunc ------------------------------------------------------------------------------
 
@@ -170,6 +173,7 @@ class NpFuncMagics(Magics):
             return
         with trace(**options) as recorded:
             self.last_trace = recorded
+            self._session_is_newer = False
             if parsed.output is not None:
                 self.shell.user_ns[parsed.output] = recorded
             if parsed.panel:
@@ -280,6 +284,7 @@ class NpFuncMagics(Magics):
         if not is_installed():
             self._installed_here = True
         rec = install(**options)
+        self._session_is_newer = True
         print(f"tfnp_inspect: recording every numpy_function call ({describe_options(rec.options)}); "
               "%npfunc off to stop")
 
@@ -309,8 +314,9 @@ class NpFuncMagics(Magics):
         return "\n".join(lines)
 
     def _source(self) -> Trace:
-        """The process-wide recorder while it records (or before any cell), else the last cell's trace."""
-        if is_installed() or self.last_trace is None:
+        """Whichever recording is newest: the process-wide recorder (on, or switched on after the
+        last cell, or no cell yet), else the last ``%%npfunc`` cell's trace."""
+        if is_installed() or self._session_is_newer or self.last_trace is None:
             return Trace(recorder())
         return self.last_trace
 

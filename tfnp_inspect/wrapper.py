@@ -40,7 +40,7 @@ from .checks import (
     tout_message,
 )
 from . import records
-from .records import FLAG_BUFFER_HASH, FLAG_SHARES_TENSOR, CallSite, ErrorInfo, Hint, Invocation, Violation
+from .records import FLAG_BUFFER_HASH, FLAG_C_CONTIGUOUS, FLAG_SHARES_TENSOR, CallSite, ErrorInfo, Hint, Invocation, Violation
 from .statecheck import StateWatch
 
 _ndarray = np.ndarray
@@ -211,7 +211,7 @@ class CallProbe:
             hints = self._check_state(watch, tokens_before, seq, violations)
         if graph:
             for raw in raw_outputs:
-                if raw[6]:  # will_be_copied
+                if raw[6] and _needs_layout_copy(raw):  # will_be_copied, for its layout
                     hints += (_output_copied_hint(site.func_name, seq, raw_outputs),)
                     break
         ident = _get_ident()
@@ -329,9 +329,11 @@ class CallProbe:
                     retained_input_message(site.func_name, index), f"input {index}",
                 ))
         input_owners = {id(r) for r in roots if r is not None} | {id(a) for a in args}
+        flagged = set()
         for index, owner, extra in output_refs:
-            if extra <= 0 or id(owner) in input_owners:
+            if extra <= 0 or id(owner) in input_owners or index in flagged:
                 continue
+            flagged.add(index)
             violations.append(Violation(
                 "retained-reference", site.func_name, seq, site.call_site,
                 retained_output_message(site.func_name, index), f"output {index}",
@@ -379,8 +381,10 @@ def _capture(value: Any, plan: session.Plan) -> tuple[np.ndarray | None, str | N
 def _output_refcounts(result: Any, calibrating: bool = False) -> list[tuple[int, Any, int]]:
     """(index, owner, unexplained references) of writeable returned arrays held elsewhere.
 
-    The expected references depend on the interpreter (stack references, borrowed loads), so
-    the baseline is measured at import on fresh arrays through this same function.
+    A returned array counts as held when the array itself, or the buffer it views, has more
+    references than the result explains. The expected counts depend on the interpreter (stack
+    references, borrowed loads), so baselines are measured at import on fresh arrays through
+    this same function (``calibrating`` returns the raw counts).
     """
     if type(result) is _ndarray and result.base is None:
         # the common case, without building lists: one array that owns its memory, returned bare
@@ -393,19 +397,18 @@ def _output_refcounts(result: Any, calibrating: bool = False) -> list[tuple[int,
     for index, item in enumerate(returned):
         if type(item) is not _ndarray or not item.flags.writeable:
             continue
-        base = item.base
-        if base is None:
-            repeats = sum(1 for r in returned if r is item) - 1
-            raw = getrefcount(item) - 2 * repeats
-            shape = "contained"
-        else:
-            if not isinstance(base, _ndarray) or not base.flags.writeable:
-                continue  # a read-only or foreign buffer cannot be rewritten through numpy
-            raw = getrefcount(base) - sum(1 for r in returned if type(r) is _ndarray and r.base is base)
-            shape = "view"
-        extra = raw - _OUTPUT_BASELINE.get(shape, 0)
+        repeats = sum(1 for r in returned if r is item) - 1
+        shape = "bare view" if item is result else "contained"
+        extra = getrefcount(item) - 2 * repeats - _OUTPUT_BASELINE.get(shape, 0)
         if extra > 0 or calibrating:
-            counts.append((index, base if base is not None else item, extra))
+            counts.append((index, item, extra))
+        base = item.base
+        if base is None or not isinstance(base, _ndarray) or not base.flags.writeable:
+            continue  # owns its memory, or a read-only / foreign buffer numpy cannot rewrite
+        views = sum(1 for r in returned if type(r) is _ndarray and r.base is base)
+        extra = getrefcount(base) - views - _OUTPUT_BASELINE.get("base", 0)
+        if extra > 0 or calibrating:
+            counts.append((index, base, extra))
     return counts
 
 
@@ -414,10 +417,11 @@ def _calibrate_output_refcounts() -> dict[str, int]:
     baseline = {}
     result: Any = np.zeros(4)
     baseline["bare"] = _output_refcounts(result, True)[0][2]
+    result = np.zeros(8)[::2]
+    bare_view, base = _output_refcounts(result, True)
+    baseline["bare view"], baseline["base"] = bare_view[2], base[2]
     result = (np.zeros(4),)
     baseline["contained"] = _output_refcounts(result, True)[0][2]
-    result = np.zeros(8)[::2]
-    baseline["view"] = _output_refcounts(result, True)[0][2]
     return baseline
 
 
@@ -427,12 +431,20 @@ _OUTPUT_BASELINE = _calibrate_output_refcounts()
 
 
 def _output_copied_hint(func_name: str, seq: int, raw_outputs: list) -> Hint:
-    which = ", ".join(f"output {i}" for i, raw in enumerate(raw_outputs) if raw[6])
+    which = ", ".join(f"output {i}" for i, raw in enumerate(raw_outputs) if _needs_layout_copy(raw))
     return Hint(
         "output-copied", func_name, seq,
-        f"TensorFlow must copy {which} of {func_name}: not C-contiguous or not 64-byte aligned. "
-        "Return np.ascontiguousarray(...) of a fresh array if the copy shows up in timings.",
+        f"TensorFlow must copy {which} of {func_name}: it is not C-contiguous (a transposed, "
+        "reversed or strided view). Produce it in C order (np.ascontiguousarray, or compute "
+        "into a C-ordered array) if the copy shows up in timings.",
     )
+
+
+def _needs_layout_copy(raw: tuple) -> bool:
+    """TF copies every non-C-contiguous output; misaligned ones too, but numpy's own large
+    allocations are often 16 bytes off a 64-byte boundary, so that is recorded in
+    ``will_be_copied`` without a hint the user could act on."""
+    return bool(raw[6]) and not raw[4] & FLAG_C_CONTIGUOUS
 
 
 # -- wiring functions into TF ----------------------------------------------------------------
