@@ -494,11 +494,20 @@ def invocation_html(invocation: Invocation) -> str:
 _ARRAY_HEADERS = ("", "dtype", "shape", "size", "stats", "notes", "contents")
 
 
+PREVIEW_MAX_LINES = 12
+
+
 def array_preview(data: np.ndarray) -> str:
-    """numpy's own summarised printing (edges only for big arrays), cut to a bounded length."""
+    """numpy's own summarised printing (edges only for big arrays), bounded in length and in
+    height (an image's nested rows would otherwise fill the screen)."""
     text = np.array2string(
         data, threshold=PREVIEW_THRESHOLD, edgeitems=PREVIEW_EDGE_ITEMS, precision=6, max_line_width=100,
     )
+    lines = [line for line in text.splitlines() if line.strip()]  # drop the blank separators
+    if len(lines) > PREVIEW_MAX_LINES:
+        text = "\n".join(lines[:PREVIEW_MAX_LINES]) + f"\n… ({len(lines) - PREVIEW_MAX_LINES} more lines)"
+    else:
+        text = "\n".join(lines)
     return text if len(text) <= PREVIEW_MAX_CHARS else text[:PREVIEW_MAX_CHARS] + " …"
 
 
