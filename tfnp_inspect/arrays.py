@@ -146,7 +146,7 @@ def describe(
         fp = fingerprint(value)
     nbytes = array.nbytes
     small = None
-    if capture == 1 and kind in "biuf":
+    if capture and data is None and kind in "biuf":  # 'full' without a copy still gets stats
         if array.size <= SAMPLE_ELEMENTS:
             small = array.tobytes()
             bits |= FLAG_STATS_EXACT

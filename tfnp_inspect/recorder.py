@@ -132,16 +132,20 @@ class Recorder:
                 )
 
     def _charge_payload(self, row: tuple) -> tuple:
-        """Count a row's captured bytes against the budget, or drop them with a note."""
+        """Count a row's captured bytes against the budget (lock held).
+
+        Arrays refused before copying carry their note already; a row that no longer fits
+        (another thread charged first) loses its payloads here, with a note too.
+        """
         nbytes = captured_bytes(row)
-        if not nbytes:
-            return row
-        if self._captured_bytes + nbytes > self.options.max_capture_bytes:
-            self._payloads_dropped += 1
+        refused = sum(1 for raw in row[6] + row[7] if raw[8] is None and raw[9] is not None)
+        if nbytes and self._captured_bytes + nbytes > self.options.max_capture_bytes:
             note = f"dropped: capture budget of {self.options.max_capture_bytes} bytes is full"
             invocation = Invocation.from_row(row)
             row = invocation.replace(**_strip(invocation, keep_sample=True, note=note)).row()
+            refused = sum(1 for raw in row[6] + row[7] if raw[8] is None and raw[9] is not None)
             nbytes = 0
+        self._payloads_dropped += refused
         self._captured_bytes += nbytes
         return row
 
@@ -248,7 +252,7 @@ class Recorder:
 
     @property
     def payloads_dropped(self) -> int:
-        """Captured payloads refused because the byte budget was full."""
+        """Arrays whose 'full' capture was refused (budget full, or over the per-array limit)."""
         return self._payloads_dropped
 
     def clear(self) -> None:

@@ -130,6 +130,7 @@ class CallProbe:
         roots = []
         expected_refs = []
         bytes_in = 0
+        captured = 0  # bytes copied for 'full' capture so far in this call
         for value in args:
             if type(value) is _ndarray:
                 base = value.base
@@ -143,7 +144,8 @@ class CallProbe:
                     expected_refs.append(0)
                     expected_refs.append(0)
             if capture == 2:
-                data, note = _capture(value, plan)
+                data, note = _capture(value, plan, captured)
+                captured += data.nbytes if data is not None else 0
                 raw = describe(value, 2, data, note, None, False)
             else:
                 raw = describe(value, capture, None, None, None, False)
@@ -196,7 +198,8 @@ class CallProbe:
                         alias = index
                         break
             if capture == 2:
-                data, note = _capture(value, plan)
+                data, note = _capture(value, plan, captured)
+                captured += data.nbytes if data is not None else 0
                 raw = describe(value, 2, data, note, alias, graph)
             else:
                 raw = describe(value, capture, None, None, alias, graph)
@@ -368,12 +371,13 @@ def _flatten(result: Any) -> list:
     return [] if result is None else [result]
 
 
-def _capture(value: Any, plan: session.Plan) -> tuple[np.ndarray | None, str | None]:
-    """A copy for 'full' capture, unless the array is too big or no recorder has budget left."""
+def _capture(value: Any, plan: session.Plan, already: int) -> tuple[np.ndarray | None, str | None]:
+    """A copy for 'full' capture, unless the array is too big or no recorder has budget left
+    for it on top of what this call ``already`` copied (the record is charged as a whole)."""
     nbytes = getattr(value, "nbytes", 0)
     if nbytes > MAX_CAPTURE_ARRAY_BYTES:
         return None, f"not captured: {nbytes} bytes is over the {MAX_CAPTURE_ARRAY_BYTES}-byte limit per array"
-    if plan.wants_full_capture_of(nbytes):
+    if plan.wants_full_capture_of(already + nbytes):
         return capture_copy(value), None
     return None, "not captured: capture budget is full"
 

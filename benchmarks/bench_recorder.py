@@ -1,0 +1,81 @@
+"""Cost of appending one record to a :class:`~tfnp_inspect.Recorder` from 1, 4 and 8 threads.
+
+The row stored is a real one: the record of a graph-mode call of a 16-element function. Each
+thread calls ``Recorder.store(row)`` (what the instrumented call does per active recorder) in
+a tight loop, all released together by a barrier; the figure is wall time over records stored,
+with the default capacity so that evictions are part of the cost. It is compared with a bare
+``tf.numpy_function`` call measured by the overhead section in the same run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from bench_common import DEFAULT_OPTIONS, Row, duration
+from bench_overhead import scale
+
+SECTION = "recorder append"
+GOAL_NS = 1000
+THREADS = (1, 4, 8)
+
+
+def sample_row() -> tuple:
+    """The stored row of one real graph-mode invocation (default options)."""
+    import tensorflow as tf
+
+    import tfnp_inspect as npi
+
+    @tf.function
+    def once(x: tf.Tensor) -> tf.Tensor:
+        return npi.numpy_function(scale, [x], tf.float32)
+
+    with npi.trace(**DEFAULT_OPTIONS) as recorded:
+        once(tf.ones([16]))
+    return recorded.recorder.invocations()[0].row()
+
+
+def _append_seconds(row: tuple, threads: int, per_thread: int) -> float:
+    from tfnp_inspect import Recorder
+
+    recorder = Recorder(**DEFAULT_OPTIONS)
+    store = recorder.store
+    barrier = threading.Barrier(threads + 1)
+
+    def worker() -> None:
+        barrier.wait()
+        for _ in range(per_thread):
+            store(row)
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for thread in workers:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    assert recorder.total == threads * per_thread
+    return elapsed
+
+
+def measure(quick: bool, bare_call_s: float) -> list[Row]:
+    row = sample_row()
+    records = 200_000 if quick else 800_000
+    repetitions = 3 if quick else 5
+    rows = []
+    for threads in THREADS:
+        per_thread = records // threads
+        best = min(_append_seconds(row, threads, per_thread) for _ in range(repetitions))
+        per_record = best / (per_thread * threads)
+        goal = threads == max(THREADS)
+        rows.append(Row(
+            SECTION, f"{threads} thread{'s' if threads > 1 else ''}",
+            f"{per_record * 1e9:.0f} ns/record", f"{duration(bare_call_s)}/bare call",
+            per_record / bare_call_s,
+            goal=f"<= {GOAL_NS} ns/record" if goal else "",
+            met=per_record * 1e9 <= GOAL_NS if goal else None,
+            note=f"{per_thread * threads} records x {repetitions}, capacity {DEFAULT_OPTIONS['capacity']}",
+            data={"threads": threads, "ns_per_record": per_record * 1e9, "bare_call_s": bare_call_s},
+        ))
+    return rows
