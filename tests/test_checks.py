@@ -517,7 +517,7 @@ def _aligned_at(offset: int, nbytes: int) -> np.ndarray:
     return raw[start:start + nbytes].view(np.float64)
 
 
-BIG = 128 << 10  # above the size where a copy is worth a hint
+BIG = npi.arrays.COPY_HINT_MIN_BYTES  # bytes: the smallest output whose alignment is checked
 
 
 def strided(x: np.ndarray) -> np.ndarray:
