@@ -18,6 +18,8 @@ import tensorflow as tf
 import tfnp_inspect as npi
 from core_helpers import (
     GRAPH_MODES,
+    assert_complete,
+    assert_tracing_off,
     MODES,
     RECORDED_MODE,
     TF_NUMPY_FUNCTION,
@@ -26,7 +28,6 @@ from core_helpers import (
     run_in_mode,
     tf_is_patched,
 )
-from test_stress import assert_complete, assert_tracing_off, process_recorder  # noqa: F401 (fixture)
 
 pytestmark = [
     pytest.mark.timeout(60),

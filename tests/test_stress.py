@@ -3,7 +3,7 @@
 Each test checks afterwards that every call was recorded once (``seq`` contiguous, totals and
 aggregates exact), that the user's results are unchanged, that nothing deadlocked (threads are
 joined with a timeout) and that nothing leaked (threads, tracing state, the user's function).
-The helpers here are shared with ``test_faults.py`` and ``test_dtypes.py``.
+The shared checks live in ``core_helpers.py``, the fixtures in ``conftest.py``.
 """
 
 from __future__ import annotations
@@ -14,122 +14,27 @@ import time
 import warnings
 import weakref
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 import tensorflow as tf
-import xxhash
-from tensorflow.python.ops import script_ops
 
 import tfnp_inspect as npi
-from core_helpers import ORIGINAL_REGISTRY_CALL, TF_NUMPY_FUNCTION, tf_is_patched
-from tfnp_inspect.options import Options
+from core_helpers import (
+    TF_NUMPY_FUNCTION,
+    assert_aggregates_exact,
+    assert_complete,
+    assert_tracing_off,
+    run_threads,
+    xxh3,
+)
 from tfnp_inspect.recorder import VIOLATION_HISTORY
 
 pytestmark = pytest.mark.filterwarnings("ignore::tfnp_inspect.ViolationWarning")
 
-JOIN_TIMEOUT_S = 60  # generous: the machine is shared; a deadlock never finishes at all
 
-
-# -- shared checks ------------------------------------------------------------------------------
-
-
-def assert_complete(trace: Any, calls: int) -> list[Any]:
-    """Every one of ``calls`` calls recorded exactly once; returns the records in seq order.
-
-    Holds when no other ``numpy_function`` call ran in the process while ``trace`` recorded
-    and its capacity holds every call.
-    """
-    records = sorted(trace.invocations, key=lambda inv: inv.seq)
-    assert trace.total == calls
-    assert trace.dropped == 0
-    assert len(records) == calls
-    if records:
-        first = records[0].seq
-        assert [inv.seq for inv in records] == list(range(first, first + calls)), "seq not contiguous"
-    assert_aggregates_exact(trace, calls, records)
-    return records
-
-
-def assert_aggregates_exact(trace: Any, calls: int, kept: list[Any]) -> None:
-    """The per-function aggregates count every call, and agree with the records when all are kept."""
-    stats = trace.stats()
-    assert sum(s.calls for s in stats.values()) == calls
-    if len(kept) == calls:
-        for name, function_stats in stats.items():
-            mine = [inv for inv in kept if inv.func_name == name]
-            assert function_stats.calls == len(mine)
-            assert function_stats.errors == sum(inv.error is not None for inv in mine)
-            assert function_stats.violations == Counter(v.kind for inv in mine for v in inv.violations)
-            assert function_stats.bytes_in == sum(inv.bytes_in for inv in mine)
-
-
-def assert_tracing_off() -> None:
-    """Nothing records, TF's aliases and its PyFunc registry are TF's own again."""
-    assert not npi.is_active()
-    assert not npi.is_installed()
-    assert not tf_is_patched()
-    assert script_ops.FuncRegistry.__dict__["__call__"] is ORIGINAL_REGISTRY_CALL
-
-
-def xxh3(array: np.ndarray) -> int:
-    return xxhash.xxh3_64_intdigest(np.ascontiguousarray(array).tobytes())
-
-
-def python_threads() -> set[threading.Thread]:
-    """Threads started from Python (TF's own threads show up as never-ending dummies)."""
-    return {t for t in threading.enumerate() if not isinstance(t, threading._DummyThread)}
-
-
-def run_threads(targets: list[Callable[[], None]]) -> list[BaseException]:
-    """Start one thread per target, join them all with a timeout; the exceptions they raised."""
-    errors: list[BaseException] = []
-
-    def guarded(target: Callable[[], None]) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                target()
-            except BaseException as exc:  # reported to the test, which fails on it
-                errors.append(exc)
-
-        return run
-
-    threads = [threading.Thread(target=guarded(t), name=f"stress-{i}") for i, t in enumerate(targets)]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + JOIN_TIMEOUT_S
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    stuck = [t.name for t in threads if t.is_alive()]
-    assert not stuck, f"threads still running after {JOIN_TIMEOUT_S}s (deadlock?): {stuck}"
-    return errors
-
-
-@pytest.fixture
-def no_leaks() -> Iterator[None]:
-    """The test must not leave Python threads running or tracing switched on."""
-    before = python_threads()
-    yield
-    assert python_threads() <= before, f"leaked threads: {python_threads() - before}"
-    assert_tracing_off()
-
-
-@pytest.fixture
-def process_recorder() -> Iterator[npi.Recorder]:
-    """The process-wide recorder, given back empty, uninstalled and with default options."""
-    rec = npi.recorder()
-    defaults = Options()
-    try:
-        yield rec
-    finally:
-        npi.uninstall()
-        rec.configure(
-            capacity=defaults.capacity, capture=defaults.capture,
-            max_capture_bytes=defaults.max_capture_bytes, checks=defaults.checks, strict=defaults.strict,
-        )
-        rec.clear()
 
 
 # -- 8 threads x many calls with violations firing -------------------------------------------

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from .options import CAPTURE_LEVELS, Options
+from .options import CAPTURE_LEVELS
 from .records import Invocation, Violation
 from .recorder import Recorder
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import inspect
 import random as py_random
 import types
 from collections.abc import Callable
@@ -81,7 +82,7 @@ def _collect(func: Any, probes: list[Probe], seen: set[int]) -> None:
     if isinstance(func, types.BuiltinMethodType) and _rng_probe(func.__self__) is not None:
         probes.append(_rng_probe(func.__self__))
         return
-    call = getattr(type(func), "__call__", None)
+    call = inspect.getattr_static(type(func), "__call__", None)
     if isinstance(call, types.FunctionType):  # a callable object defined in Python
         _object_probes(func, probes)
         _function_probes(call, probes)

@@ -152,7 +152,7 @@ def patch(replacement: Callable[..., Any], observe_foreign: Callable[[Any, str],
         for owner in _alias_owners():
             if hasattr(owner, "numpy_function"):
                 _saved_aliases.append((owner, "numpy_function", owner.numpy_function))
-                setattr(owner, "numpy_function", replacement)
+                owner.numpy_function = replacement
         registry_class = script_ops().FuncRegistry
         _saved_registry_call = registry_class.__call__
         registry_class.__call__ = _registry_hook(_saved_registry_call, observe_foreign)
