@@ -85,6 +85,7 @@ class FunctionStats:
     histogram: DurationHistogram = field(default_factory=DurationHistogram, repr=False)
 
     def add(self, duration_ns: int, bytes_in: int, bytes_out: int, failed: bool, violations: Any) -> None:
+        """Count one call; ``violations`` are Violation rows (kind first)."""
         self.calls += 1
         if failed:
             self.errors += 1
@@ -94,7 +95,7 @@ class FunctionStats:
         self.bytes_in += bytes_in
         self.bytes_out += bytes_out
         for violation in violations:
-            self.violations[violation.kind] += 1
+            self.violations[violation[0]] += 1
         histogram = self.histogram  # inlined DurationHistogram.add: this runs on every call
         if duration_ns < 8:
             b = duration_ns

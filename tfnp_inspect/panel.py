@@ -28,7 +28,6 @@ from .aggregates import DurationHistogram, FunctionStats, bucket_bounds
 from .recorder import Recorder
 from .records import (
     FLAG_SHARES_TENSOR,
-    FLAG_STATS_EXACT,
     ArrayInfo,
     ArrayStats,
     Invocation,
@@ -455,8 +454,8 @@ def invocation_detail(invocation: Invocation) -> dict[str, Any]:
         "process": _process_label(invocation.process),
         "call_site": invocation.call_site,
         "duration_ns": invocation.duration_ns,
-        "inputs": _arrays("input", invocation.inputs, invocation.raw_inputs),
-        "outputs": _arrays("output", invocation.outputs, invocation.raw_outputs),
+        "inputs": _arrays("input", invocation.inputs),
+        "outputs": _arrays("output", invocation.outputs),
         "violations": [
             {"kind": v.kind, "message": v.message, "argument": v.argument}
             for v in invocation.violations
@@ -469,12 +468,12 @@ def invocation_detail(invocation: Invocation) -> dict[str, Any]:
     }
 
 
-def _arrays(role: str, infos: Iterable[ArrayInfo], raws: Iterable[RawArray]) -> list[dict[str, Any]]:
-    return [_array(f"{role} {i}", info, raw) for i, (info, raw) in enumerate(zip(infos, raws))]
+def _arrays(role: str, infos: Iterable[ArrayInfo]) -> list[dict[str, Any]]:
+    return [_array(f"{role} {i}", info) for i, info in enumerate(infos)]
 
 
-def _array(label: str, info: ArrayInfo, raw: RawArray) -> dict[str, Any]:
-    values = _known_values(info, raw)
+def _array(label: str, info: ArrayInfo) -> dict[str, Any]:
+    values = info.data  # captured with capture='full'; otherwise only the stats are known
     return {
         "label": label,
         "shape": list(info.shape),
@@ -487,15 +486,6 @@ def _array(label: str, info: ArrayInfo, raw: RawArray) -> dict[str, Any]:
         "histogram": _value_histogram(values) if values is not None else None,
         "capture_note": info.capture_note,
     }
-
-
-def _known_values(info: ArrayInfo, raw: RawArray) -> np.ndarray | None:
-    """The captured copy, or the stats sample when it is the whole (small) array."""
-    if info.data is not None:
-        return info.data
-    if raw.sample is not None and raw.flags & FLAG_STATS_EXACT:
-        return raw.sample.reshape(info.shape)
-    return None
 
 
 def _aliasing(label: str, info: ArrayInfo) -> list[str]:
@@ -541,7 +531,8 @@ def _value_histogram(values: np.ndarray) -> dict[str, Any] | None:
 
 
 def _replay(invocation: Invocation) -> dict[str, Any]:
-    from .replay import ReplayError, replay  # the panel may be shown without ever replaying
+    # Imported on use: most panels are never asked to replay.
+    from .replay import ReplayError, replay
 
     try:
         result = replay(invocation)

@@ -53,7 +53,7 @@ class Recorder:
         self.options = Options.from_kwargs(options, **kwargs)
         self._lock = threading.Lock()
         self._buffer: deque[Invocation] = deque()
-        self._violations: deque[Violation] = deque(maxlen=VIOLATION_HISTORY)
+        self._violations: deque[tuple] = deque(maxlen=VIOLATION_HISTORY)  # Violation rows
         self._stats: dict[str, FunctionStats] = {}
         self._listeners: tuple[Subscription, ...] = ()
         self._folded = 0  # records (in arrival order) already counted in the aggregates
@@ -214,8 +214,7 @@ class Recorder:
         return [view(row) for row in self._visible()]
 
     def violations(self) -> list[Violation]:
-        with self._lock:
-            return list(self._violations)
+        return [Violation(*row) for row in list(self._violations)]
 
     def hints(self) -> list[Hint]:
         return [h for inv in self.invocations() for h in inv.hints]
@@ -294,7 +293,7 @@ class Recorder:
             )
         with self._lock:
             self._buffer.extend(inv.row() for inv in invocations)
-            self._violations.extend(violations)
+            self._violations.extend(v.row() for v in violations)
             self._stats.update(stats)
             self._evicted = dropped
             self._folded = dropped + len(self._buffer)  # the exported aggregates count them all

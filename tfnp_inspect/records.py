@@ -40,6 +40,10 @@ class Violation:
     message: str
     argument: str | None = None  # "input 0", "output 1", "global 'cache'", ...
 
+    def row(self) -> tuple:
+        """The plain tuple a stored invocation holds (see :class:`CallSite` on why)."""
+        return (self.kind, self.func_name, self.seq, self.call_site, self.message, self.argument)
+
     def _repr_html_(self) -> str:
         from .render import violation_html  # rendering is a layer above the core
 
@@ -54,6 +58,10 @@ class Hint:
     func_name: str
     seq: int
     message: str
+
+    def row(self) -> tuple:
+        """The plain tuple a stored invocation holds (see :class:`CallSite` on why)."""
+        return (self.kind, self.func_name, self.seq, self.message)
 
     def _repr_html_(self) -> str:
         from .render import hint_html
@@ -254,7 +262,8 @@ class Invocation(tuple):
         raw_outputs = tuple(map(tuple, raw_outputs))
         return _new_tuple(cls, (
             seq, tuple(site), thread_id, thread_name, start_ns, duration_ns, raw_inputs,
-            raw_outputs, error, tuple(violations), tuple(static_hints),
+            raw_outputs, error, tuple(_as_row(v) for v in violations),
+            tuple(_as_row(h) for h in static_hints),
             tuple(process or current_process()), sum(r[2] for r in raw_inputs),
             sum(r[2] for r in raw_outputs),
         ))
@@ -273,8 +282,14 @@ class Invocation(tuple):
     start_ns: int = property(itemgetter(4))  # type: ignore[assignment]
     duration_ns: int = property(itemgetter(5))  # type: ignore[assignment]
     error: ErrorInfo | None = property(itemgetter(8))  # type: ignore[assignment]
-    violations: tuple = property(itemgetter(9))  # type: ignore[assignment]
-    static_hints: tuple = property(itemgetter(10))  # type: ignore[assignment]
+    @property
+    def violations(self) -> tuple[Violation, ...]:
+        return tuple(Violation(*v) for v in self[9])
+
+    @property
+    def static_hints(self) -> tuple[Hint, ...]:
+        """Hints found during the call (``hints`` adds those derived from the stats)."""
+        return tuple(Hint(*h) for h in self[10])
     bytes_in: int = property(itemgetter(12))  # type: ignore[assignment]
     bytes_out: int = property(itemgetter(13))  # type: ignore[assignment]
 
@@ -314,7 +329,7 @@ class Invocation(tuple):
 
     @property
     def hints(self) -> tuple[Hint, ...]:
-        return self[10] + _nonfinite_hints(self)
+        return self.static_hints + _nonfinite_hints(self)
 
     @property
     def captured(self) -> bool:
@@ -344,7 +359,7 @@ class Invocation(tuple):
         ins = ", ".join(_short(a) for a in self[6])
         outs = ", ".join(_short(a) for a in self[7])
         status = f" error={self.error}" if self.error else ""
-        kinds = ",".join(v.kind for v in self.violations)
+        kinds = ",".join(v[0] for v in self[9])
         flagged = f" violations=[{kinds}]" if kinds else ""
         return (
             f"<Invocation #{self.seq} {self.func_name} {self.mode} "
@@ -355,6 +370,10 @@ class Invocation(tuple):
         from .render import invocation_html  # rendering is a layer above the core
 
         return invocation_html(self)
+
+
+def _as_row(record: Any) -> tuple:
+    return record.row() if isinstance(record, (Violation, Hint)) else tuple(record)
 
 
 def captured_bytes(row: tuple) -> int:

@@ -221,7 +221,8 @@ class CallProbe:
         row = (
             seq, self.site_row, ident, _thread_name(),
             start + _WALL_OFFSET_NS, duration, tuple(raw_inputs), tuple(raw_outputs), None,
-            tuple(violations), hints, records._process, bytes_in, bytes_out,
+            tuple(v.row() for v in violations) if violations else (),
+            tuple(h.row() for h in hints) if hints else (), records._process, bytes_in, bytes_out,
         )
         for sink in plan.exact_sinks:
             sink.store(row)
