@@ -119,12 +119,13 @@ _KEPT_FLAGS = FLAG_C_CONTIGUOUS | FLAG_WRITEABLE
 def describe(
     value: Any,
     capture: int,
-    data: np.ndarray | None,
-    note: str | None,
     aliases_input: int | None,
     copy_check: bool,
+    payloads: Any = None,
 ) -> tuple:
-    """Describe one input or output as a RawArray row (``capture``: 0 none, 1 summary, 2 full)."""
+    """Describe one input or output as a RawArray row (``capture``: 0 none, 1 summary, 2 full;
+    ``payloads.take(value)`` gives the 'full' copy, or None and a note saying why not)."""
+    data, note = payloads.take(value) if payloads is not None else (None, None)
     if type(value) is _ndarray:
         array = value
         bits = array.flags.num & _KEPT_FLAGS

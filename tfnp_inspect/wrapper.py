@@ -130,7 +130,7 @@ class CallProbe:
         roots = []
         expected_refs = []
         bytes_in = 0
-        captured = 0  # bytes copied for 'full' capture so far in this call
+        payloads = _Payloads(plan) if capture == 2 else None
         for value in args:
             if type(value) is _ndarray:
                 base = value.base
@@ -143,12 +143,7 @@ class CallProbe:
                 if retained:
                     expected_refs.append(0)
                     expected_refs.append(0)
-            if capture == 2:
-                data, note = _capture(value, plan, captured)
-                captured += data.nbytes if data is not None else 0
-                raw = describe(value, 2, data, note, None, False)
-            else:
-                raw = describe(value, capture, None, None, None, False)
+            raw = describe(value, capture, None, False, payloads)
             raw_inputs.append(raw)
             bytes_in += raw[2]
         tokens_before = watch.snapshot() if watch is not None else None
@@ -197,12 +192,7 @@ class CallProbe:
                     if input_root is root:
                         alias = index
                         break
-            if capture == 2:
-                data, note = _capture(value, plan, captured)
-                captured += data.nbytes if data is not None else 0
-                raw = describe(value, 2, data, note, alias, graph)
-            else:
-                raw = describe(value, capture, None, None, alias, graph)
+            raw = describe(value, capture, alias, graph, payloads)
             bytes_out += raw[2]
             raw_outputs.append(raw)
         hints = ()
@@ -372,15 +362,27 @@ def _flatten(result: Any) -> list:
     return [] if result is None else [result]
 
 
-def _capture(value: Any, plan: session.Plan, already: int) -> tuple[np.ndarray | None, str | None]:
-    """A copy for 'full' capture, unless the array is too big or no recorder has budget left
-    for it on top of what this call ``already`` copied (the record is charged as a whole)."""
-    nbytes = getattr(value, "nbytes", 0)
-    if nbytes > MAX_CAPTURE_ARRAY_BYTES:
-        return None, f"not captured: {nbytes} bytes is over the {MAX_CAPTURE_ARRAY_BYTES}-byte limit per array"
-    if plan.wants_full_capture_of(already + nbytes):
+class _Payloads:
+    """'full' capture for one call: copies of the arrays the recorders still have room for.
+
+    The budget is checked against what this call already copied, since a record is charged
+    as a whole when it is stored.
+    """
+
+    __slots__ = ("plan", "taken")
+
+    def __init__(self, plan: session.Plan) -> None:
+        self.plan = plan
+        self.taken = 0
+
+    def take(self, value: Any) -> tuple[np.ndarray | None, str | None]:
+        nbytes = getattr(value, "nbytes", 0)
+        if nbytes > MAX_CAPTURE_ARRAY_BYTES:
+            return None, f"not captured: {nbytes} bytes is over the {MAX_CAPTURE_ARRAY_BYTES}-byte limit per array"
+        if not self.plan.wants_full_capture_of(self.taken + nbytes):
+            return None, "not captured: capture budget is full"
+        self.taken += nbytes
         return capture_copy(value), None
-    return None, "not captured: capture budget is full"
 
 
 def _output_refcounts(result: Any, calibrating: bool = False) -> list[tuple[int, Any, int]]:
