@@ -10,7 +10,7 @@ Every loop is traced before anything is timed; then, for each variant in turn, r
 round: ``install(**mode)`` -> time the instrumented loop -> ``uninstall()`` -> time the bare
 loop. The best of each is kept.
 
-Fingerprinting: ``tfnp_inspect.arrays.fingerprint`` (xxh3) of a 64 MiB float32 array against
+Fingerprinting: ``tfnp_inspect.model.fingerprints.fingerprint`` (xxh3) of a 64 MiB float32 array against
 ``np.copy`` of it, timed in the same rounds; the 64 MiB loops' extra time per MiB of input and
 output is compared with the same copy.
 """
@@ -132,7 +132,7 @@ def measure(quick: bool) -> tuple[list[Row], dict[str, float]]:
     import tensorflow as tf
 
     import tfnp_inspect as npi
-    from tfnp_inspect.arrays import fingerprint
+    from tfnp_inspect.model.fingerprints import fingerprint
 
     repetitions = 5 if quick else 12
     # one tf.function per size and variant, built from one code object: TF counts their first

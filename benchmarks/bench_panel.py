@@ -31,7 +31,7 @@ def measure(iterations: int, rounds: int, interval: float) -> None:
     import tensorflow as tf
 
     import tfnp_inspect as npi
-    from tfnp_inspect.panel import TracePanel
+    from tfnp_inspect.views.panel import TracePanel
 
     def work(x):
         return x * np.float32(1.0001)

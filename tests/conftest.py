@@ -12,9 +12,9 @@ import pytest  # noqa: E402
 import tfnp_inspect  # noqa: E402
 import tfnp_inspect as npi  # noqa: E402
 from core_helpers import assert_tracing_off, python_threads  # noqa: E402
-from tfnp_inspect import session  # noqa: E402
-from tfnp_inspect.checks import switches  # noqa: E402
-from tfnp_inspect.options import Options  # noqa: E402
+from tfnp_inspect.recording import session  # noqa: E402
+from tfnp_inspect.checks.switches import switches  # noqa: E402
+from tfnp_inspect.model.options import Options  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

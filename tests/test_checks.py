@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 
 import tfnp_inspect as npi
+from tfnp_inspect.recording.arrays import COPY_HINT_MIN_BYTES
 from core_helpers import MODES, TF_NUMPY_FUNCTION, by_function, error_core, kinds_of, run_in_mode, source_line
 
 pytestmark = [
@@ -517,7 +518,7 @@ def _aligned_at(offset: int, nbytes: int) -> np.ndarray:
     return raw[start:start + nbytes].view(np.float64)
 
 
-BIG = npi.arrays.COPY_HINT_MIN_BYTES  # bytes: the smallest output whose alignment is checked
+BIG = COPY_HINT_MIN_BYTES  # bytes: the smallest output whose alignment is checked
 
 
 def strided(x: np.ndarray) -> np.ndarray:

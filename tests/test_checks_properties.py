@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tfnp_inspect as npi
-from tfnp_inspect.arrays import fingerprint
+from tfnp_inspect.model.fingerprints import fingerprint
 
 pytestmark = pytest.mark.timeout(180)
 

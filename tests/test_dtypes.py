@@ -24,7 +24,7 @@ from hypothesis.extra import numpy as hnp
 import tfnp_inspect as npi
 from core_helpers import MODES, TF_NUMPY_FUNCTION, error_core, normalize, run_in_mode
 from core_helpers import assert_complete, assert_tracing_off
-from tfnp_inspect.arrays import MAX_CAPTURE_ARRAY_BYTES
+from tfnp_inspect.recording.arrays import MAX_CAPTURE_ARRAY_BYTES
 
 pytestmark = [
     pytest.mark.timeout(120),

@@ -19,9 +19,10 @@ import pytest
 import tensorflow as tf
 
 import tfnp_inspect as npi
-from tfnp_inspect import export
-from tfnp_inspect.export import TraceFileError
-from tfnp_inspect.records import dtype_name
+from tfnp_inspect.io import dataframe
+from tfnp_inspect.io import trace_file as file_format
+from tfnp_inspect.io import TraceFileError
+from tfnp_inspect.model.records import dtype_name
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -210,7 +211,7 @@ def test_file_is_self_describing_and_an_npz_without_pickle(full_trace, trace_fil
     with zipfile.ZipFile(trace_file) as archive:
         document = json.loads(archive.read("trace.json"))
     assert document["format"] == "tfnp-inspect-trace"
-    assert document["version"] == export.FORMAT_VERSION
+    assert document["version"] == file_format.FORMAT_VERSION
     assert document["options"]["capture"] == "full"
     assert document["total"] == full_trace.total
     first = document["invocations"][0]
@@ -320,7 +321,7 @@ def test_foreign_files(trace_file, full_trace, tmp_path):
 
 def test_newer_format_version(trace_file, tmp_path):
     def bump(document):
-        document["version"] = export.FORMAT_VERSION + 1
+        document["version"] = file_format.FORMAT_VERSION + 1
 
     newer = with_document(trace_file, tmp_path / "new.npftrace", bump)
     error = assert_refused(newer, "newer", "upgrade")
@@ -422,7 +423,7 @@ def test_huge_size_declared_in_npy_header_is_refused(trace_file, tmp_path):
 
 
 def test_oversized_json_is_refused_before_reading(trace_file, monkeypatch):
-    monkeypatch.setattr(export, "MAX_JSON_BYTES", 64)
+    monkeypatch.setattr(file_format, "MAX_JSON_BYTES", 64)
     assert_refused(trace_file, "trace.json declares", "limit 64")
 
 
@@ -501,7 +502,7 @@ def test_chrome_trace_structure(full_trace, tmp_path):
 def test_dataframe_has_one_row_per_invocation(full_trace):
     frame = full_trace.to_dataframe()
     invocations = full_trace.invocations
-    assert list(frame.columns) == list(export.DATAFRAME_COLUMNS)
+    assert list(frame.columns) == list(dataframe.DATAFRAME_COLUMNS)
     assert len(frame) == len(invocations)
     assert frame["seq"].tolist() == [inv.seq for inv in invocations]
     assert frame["func_name"].tolist() == [inv.func_name for inv in invocations]
@@ -521,7 +522,7 @@ def test_dataframe_has_one_row_per_invocation(full_trace):
 def test_dataframe_of_an_empty_trace_has_the_columns():
     frame = npi.Trace(npi.Recorder()).to_dataframe()
     assert frame.empty
-    assert list(frame.columns) == list(export.DATAFRAME_COLUMNS)
+    assert list(frame.columns) == list(dataframe.DATAFRAME_COLUMNS)
 
 
 def test_dataframe_without_pandas_names_the_extra():

@@ -15,7 +15,7 @@ from IPython.utils.capture import capture_output
 from traitlets.config import Config
 
 import tfnp_inspect as npi
-from tfnp_inspect.traces import Trace
+from tfnp_inspect.recording.trace import Trace
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -299,7 +299,7 @@ def test_commands_read_the_last_cell_trace_while_recording_is_off(shell):
 
 
 def test_export_writes_a_trace_that_loads_back(shell, tmp_path):
-    pytest.importorskip("tfnp_inspect.export")
+    pytest.importorskip("tfnp_inspect.io")
     run(shell, "%%npfunc\npipeline(data())")
     path = tmp_path / "cell trace.json"
 
@@ -313,7 +313,7 @@ def test_export_writes_a_trace_that_loads_back(shell, tmp_path):
 
 
 def test_panel_option_displays_the_live_panel_before_the_summary(shell):
-    pytest.importorskip("tfnp_inspect.panel")
+    pytest.importorskip("tfnp_inspect.views.panel")
     ran = run(shell, "%%npfunc --panel\npipeline(data())")
 
     assert "application/vnd.jupyter.widget-view+json" in ran.outputs[0]

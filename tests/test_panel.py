@@ -16,8 +16,8 @@ import tensorflow as tf
 import traitlets
 
 import tfnp_inspect as npi
-from tfnp_inspect.export import export_trace
-from tfnp_inspect.panel import TracePanel
+from tfnp_inspect.io import export_trace
+from tfnp_inspect.views.panel import TracePanel
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::tfnp_inspect.ViolationWarning"),

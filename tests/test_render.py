@@ -1,4 +1,4 @@
-"""Text and HTML views (``tfnp_inspect.render``) of real traces recorded from TensorFlow."""
+"""Text and HTML views (``tfnp_inspect.views.render``) of real traces recorded from TensorFlow."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import tfnp_inspect as npi
-from tfnp_inspect import render
+from tfnp_inspect.views import render
 
 pytestmark = [
     pytest.mark.timeout(120),

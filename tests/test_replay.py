@@ -1,4 +1,4 @@
-"""``tfnp_inspect.replay.replay``: calling a recorded function again on its captured inputs."""
+"""``tfnp_inspect.replay``: calling a recorded function again on its captured inputs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import tfnp_inspect as npi
-from tfnp_inspect.replay import ReplayError, ReplayResult, replay
+from tfnp_inspect.recording.replay import ReplayError, ReplayResult, replay
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -30,7 +30,7 @@ from core_helpers import (
     run_threads,
     xxh3,
 )
-from tfnp_inspect.recorder import VIOLATION_HISTORY
+from tfnp_inspect.recording.recorder import VIOLATION_HISTORY
 
 pytestmark = pytest.mark.filterwarnings("ignore::tfnp_inspect.ViolationWarning")
 

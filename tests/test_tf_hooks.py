@@ -15,7 +15,7 @@ from tensorflow.python.ops import script_ops
 
 import tfnp_inspect as npi
 from core_helpers import ALIASES, ORIGINAL_REGISTRY_CALL, TF_NUMPY_FUNCTION, error_core, normalize, source_line
-from tfnp_inspect import tf_hooks
+from tfnp_inspect.recording import tf_hooks
 
 pytestmark = [
     pytest.mark.timeout(120),

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .aggregates import FunctionStats, TraceStats
-from .checks import function_name
-from .checks import switches as _switches
-from .options import Options
-from .records import (
+from importlib import import_module
+
+from .checks.switches import switches as _switches
+from .model import seams as _seams
+from .model.naming import function_name
+from .model.options import Options
+from .model.records import (
     HINT_KINDS,
     VIOLATION_KINDS,
     ArrayInfo,
@@ -30,10 +32,11 @@ from .records import (
     Violation,
     set_task_label,
 )
-from .recorder import Recorder, Subscription
-from .session import (
-    ViolationError,
-    ViolationWarning,
+from .model.stats import FunctionStats, TraceStats
+from .recording.active import ViolationError, ViolationWarning
+from .recording.recorder import Recorder, Subscription
+from .recording.replay import replay
+from .recording.session import (
     install,
     is_active,
     is_installed,
@@ -41,8 +44,12 @@ from .session import (
     trace,
     uninstall,
 )
-from .traces import Trace
-from .wrapper import numpy_function
+from .recording.trace import Trace
+from .recording.wrapper import numpy_function
+
+# The layers above the core provide themselves to it (records render, traces export).
+_seams.provide("views", lambda: import_module(".views.render", __name__))
+_seams.provide("io", lambda: import_module(".io", __name__))
 
 __version__ = "0.1.0"
 
@@ -60,25 +67,23 @@ def enable_check(kind: str | list[str], func: Any = None) -> None:
 def __getattr__(name: str) -> Any:
     # UI layers and file formats are imported on first use: the core stays light.
     if name == "TracePanel":
-        from .panel import TracePanel
+        from .views.panel import TracePanel
 
         return TracePanel
     if name in ("load", "TraceFileError"):
-        from . import export
-
-        return getattr(export, name)
+        return getattr(import_module(".io", __name__), name)
     raise AttributeError(f"module 'tfnp_inspect' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext tfnp_inspect``: register the ``%npfunc`` / ``%%npfunc`` magics."""
-    from .magics import load_extension
+    from .integrations.magics import load_extension
 
     load_extension(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from .magics import unload_extension
+    from .integrations.magics import unload_extension
 
     unload_extension(ipython)
 
@@ -88,6 +93,6 @@ __all__ = [
     "FunctionStats", "Hint", "Invocation", "Options", "Recorder", "Subscription", "Trace",
     "TraceStats", "Violation", "ViolationError", "ViolationWarning", "disable_check",
     "enable_check", "function_name", "install", "is_active", "is_installed", "load",
-    "numpy_function", "recorder", "set_task_label", "trace", "uninstall", "TracePanel",
+    "numpy_function", "recorder", "replay", "set_task_label", "trace", "uninstall", "TracePanel",
     "TraceFileError",
 ]

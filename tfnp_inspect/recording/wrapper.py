@@ -22,26 +22,35 @@ from typing import Any
 
 import numpy as np
 
-from . import session, tf_hooks
 import xxhash
 
-from .arrays import MAX_CAPTURE_ARRAY_BYTES, alias_root, capture_copy, describe, fingerprint
-from .checks import (
-    DeterminismMemory,
-    ToutSpec,
-    defined_at,
-    function_name,
+from ..checks.determinism import DeterminismMemory
+from ..checks.hidden_state import StateWatch
+from ..checks.messages import (
     hidden_state_message,
     mutated_input_message,
     nondeterministic_message,
     retained_input_message,
     retained_output_message,
-    switches,
     tout_message,
 )
-from . import records
-from .records import FLAG_BUFFER_HASH, FLAG_C_CONTIGUOUS, FLAG_SHARES_TENSOR, CallSite, ErrorInfo, Hint, Invocation, Violation
-from .statecheck import StateWatch
+from ..checks.switches import switches
+from ..checks.tout import ToutSpec
+from ..model import records
+from ..model.fingerprints import alias_root, fingerprint
+from ..model.naming import defined_at, function_name
+from ..model.records import (
+    FLAG_BUFFER_HASH,
+    FLAG_C_CONTIGUOUS,
+    FLAG_SHARES_TENSOR,
+    CallSite,
+    ErrorInfo,
+    Hint,
+    Invocation,
+    Violation,
+)
+from . import active, tf_hooks
+from .arrays import MAX_CAPTURE_ARRAY_BYTES, capture_copy, describe
 
 _ndarray = np.ndarray
 _xxh3 = xxhash.xxh3_64_intdigest
@@ -81,7 +90,7 @@ class CallProbe:
         self.tout = tout
         self._watch: StateWatch | None = None
         self.memory = DeterminismMemory() if site.stateful is False else None
-        self._plan: session.Plan | None = None
+        self._plan: active.Plan | None = None
         self._switches_version = -1
         self.pure_calls = 0
         self.impure = False
@@ -102,7 +111,7 @@ class CallProbe:
             self._watch = StateWatch(func)
         return self._watch
 
-    def _configure(self, plan: session.Plan) -> None:
+    def _configure(self, plan: active.Plan) -> None:
         """Decide once per plan (not per call) which checks run for this op."""
         checks = switches.active(plan.checks, self.site.func_name)
         stateless = self.site.stateful is False
@@ -115,7 +124,7 @@ class CallProbe:
         self._plan = plan
         self._switches_version = switches.version
 
-    def call(self, func: Any, args: tuple, plan: session.Plan) -> Any:
+    def call(self, func: Any, args: tuple, plan: active.Plan) -> Any:
         if plan is not self._plan or switches.version != self._switches_version:
             self._configure(plan)
         site = self.site
@@ -217,7 +226,7 @@ class CallProbe:
         for sink in plan.exact_sinks:
             sink.store(row)
         if plan.fitted_sinks or violations:
-            session.deliver_rest(plan, Invocation.from_row(row))
+            active.deliver_rest(plan, Invocation.from_row(row))
         return result
 
     def _find_mutations(self, args: tuple, raw_inputs: list, seq: int, violations: list) -> None:
@@ -252,7 +261,7 @@ class CallProbe:
         return tuple(hints)
 
     def _record_failure(
-        self, plan: session.Plan, args: tuple, raw_inputs: list, start: int, duration: int,
+        self, plan: active.Plan, args: tuple, raw_inputs: list, start: int, duration: int,
         exc: BaseException,
     ) -> None:
         """Record a call that raised; the user's exception then propagates unchanged."""
@@ -268,8 +277,8 @@ class CallProbe:
             raw_inputs, (), error, violations,
         )
         try:
-            session.deliver(plan, invocation)
-        except session.ViolationError:
+            active.deliver(plan, invocation)
+        except active.ViolationError:
             pass  # the user's own exception wins; the violation is recorded
 
     def _check_tout(self, result: Any, seq: int, violations: list) -> None:
@@ -371,7 +380,7 @@ class _Payloads:
 
     __slots__ = ("plan", "taken")
 
-    def __init__(self, plan: session.Plan) -> None:
+    def __init__(self, plan: active.Plan) -> None:
         self.plan = plan
         self.taken = 0
 
@@ -461,7 +470,7 @@ def instrument(func: Any, probe: CallProbe) -> Callable[..., Any]:
     """The function TF registers in place of ``func``; a pass-through when nothing records."""
 
     def instrumented(*args: Any) -> Any:
-        plan = session.active
+        plan = active.plan
         if plan is None:
             return func(*args)
         return probe.call(func, args, plan)
@@ -544,7 +553,7 @@ def numpy_function(func: Any = None, inp: Any = None, Tout: Any = None, stateful
         return original(func=func, inp=inp, Tout=Tout, stateful=stateful, name=name)
 
     eager = tf_hooks.executing_eagerly()
-    if eager and session.active is None:
+    if eager and active.plan is None:
         return original(func, inp, Tout, stateful=stateful, name=name)  # nothing records this call
     call_site = tf_hooks.user_call_site(2)
     if eager:
@@ -601,7 +610,7 @@ def observe_foreign(func: Any, token: str) -> Callable[..., Any]:
             pass
 
     def observed(*args: Any) -> Any:
-        plan = session.active
+        plan = active.plan
         if plan is None:
             return func(*args)
         return probe.call(func, args, plan)

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import xxhash
 
-from .records import (
+from ..model.fingerprints import as_array, fingerprint
+from ..model.records import (
     FLAG_BUFFER_HASH,
     FLAG_C_CONTIGUOUS,
     FLAG_SHARES_TENSOR,
@@ -43,56 +44,6 @@ def _is_tensor_wrapper(obj: Any) -> bool:
         _tensor_wrapper_type = kind
         return True
     return False
-
-
-def fingerprint(value: Any) -> int:
-    """xxh3_64 of an array's logical contents (layout-independent; object items by value)."""
-    if isinstance(value, _ndarray):
-        if value.dtype.hasobject:
-            return _object_fingerprint(value)
-        if value.flags.c_contiguous:
-            return _xxh3(value)
-        return _xxh3(np.ascontiguousarray(value))
-    if isinstance(value, (bytes, str)):
-        return _xxh3(value.encode() if isinstance(value, str) else value)
-    if isinstance(value, np.generic):
-        return _xxh3(value) if not isinstance(value, np.object_) else _xxh3(repr(value).encode())
-    return _xxh3(repr(value).encode())
-
-
-def _object_fingerprint(array: np.ndarray) -> int:
-    """Object arrays (tf.string) hold pointers: hash the items themselves, length-prefixed."""
-    hasher = xxhash.xxh3_64()
-    hasher.update(repr(array.shape).encode())
-    for item in array.ravel(order="C"):
-        if isinstance(item, str):
-            item = item.encode("utf-8", "surrogatepass")
-        elif not isinstance(item, bytes):
-            item = repr(item).encode()
-        hasher.update(len(item).to_bytes(8, "little"))
-        hasher.update(item)
-    return hasher.intdigest()
-
-
-def alias_root(array: np.ndarray) -> Any:
-    """The object that owns an array's memory: the end of the ``.base`` chain.
-
-    numpy shortens chains of views, but not past an array whose base is a foreign object
-    (a view of a TF input has the input array as base, whose base is the TF buffer).
-    """
-    root = array
-    base = root.base
-    while base is not None:
-        root = base
-        base = getattr(root, "base", None) if isinstance(root, _ndarray) else None
-    return root
-
-
-def as_array(value: Any) -> np.ndarray:
-    """Non-array values as TF would see them (bytes and str become tf.string, i.e. object)."""
-    if isinstance(value, (bytes, str)):
-        return np.array(value, dtype=object)
-    return np.asarray(value)
 
 
 def stats_sample(array: np.ndarray) -> tuple[bytes | None, bool]:

@@ -24,12 +24,12 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 from IPython.utils.process import arg_split
 
-from . import render
-from .options import CAPTURE_LEVELS, Options
-from .records import VIOLATION_KINDS, Invocation
-from .replay import ReplayError, Runner, replay
-from .session import install, is_installed, recorder, trace, uninstall
-from .traces import Trace
+from ..model.options import CAPTURE_LEVELS, Options
+from ..model.records import VIOLATION_KINDS, Invocation
+from ..recording.replay import ReplayError, Runner, replay
+from ..recording.session import install, is_installed, recorder, trace, uninstall
+from ..recording.trace import Trace
+from ..views import render
 
 #: ``%npfunc show`` lists this many invocations unless told otherwise.
 DEFAULT_SHOW = 20
@@ -206,7 +206,7 @@ class NpFuncMagics(Magics):
 
     def _show_panel(self, source: Trace) -> None:
         try:
-            from .panel import TracePanel
+            from ..views.panel import TracePanel
         except ImportError as error:
             _error(f"the live panel needs ipywidgets and anywidget: {error}")
             return

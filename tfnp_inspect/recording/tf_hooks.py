@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .checks import ToutSpec
+from ..checks.tout import ToutSpec
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _lock = threading.Lock()

@@ -11,6 +11,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import seams
+
 _SUB_BITS = 3  # 2**3 sub-buckets per power of two
 
 
@@ -150,9 +152,7 @@ class FunctionStats:
         }
 
     def _repr_html_(self) -> str:
-        from .render import function_stats_html  # rendering is a layer above the core
-
-        return function_stats_html(self)
+        return seams.layer("views").function_stats_html(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FunctionStats:
@@ -194,11 +194,7 @@ class TraceStats(Mapping[str, FunctionStats]):
         return total
 
     def __repr__(self) -> str:
-        from .render import stats_text  # rendering is a layer above; imported on use
-
-        return stats_text(self)
+        return seams.layer("views").stats_text(self)
 
     def _repr_html_(self) -> str:
-        from .render import stats_html
-
-        return stats_html(self)
+        return seams.layer("views").stats_html(self)

@@ -24,9 +24,9 @@ import anywidget
 import numpy as np
 import traitlets
 
-from .aggregates import DurationHistogram, FunctionStats, bucket_bounds
-from .recorder import Recorder
-from .records import (
+from ...model.stats import DurationHistogram, FunctionStats, bucket_bounds
+from ...recording.recorder import Recorder
+from ...model.records import (
     FLAG_SHARES_TENSOR,
     ArrayInfo,
     ArrayStats,
@@ -35,7 +35,7 @@ from .records import (
     RawArray,
     dtype_name,
 )
-from .traces import Trace
+from ...recording.trace import Trace
 
 #: Seconds between two refreshes at least (4 per second at most), whatever the rate of appends.
 DEFAULT_INTERVAL = 0.25
@@ -532,7 +532,7 @@ def _value_histogram(values: np.ndarray) -> dict[str, Any] | None:
 
 def _replay(invocation: Invocation) -> dict[str, Any]:
     # Imported on use: most panels are never asked to replay.
-    from .replay import ReplayError, replay
+    from ...recording.replay import ReplayError, replay
 
     try:
         result = replay(invocation)

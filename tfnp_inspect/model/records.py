@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import seams
+
 VIOLATION_KINDS: tuple[str, ...] = (
     "mutated-input",
     "retained-reference",
@@ -45,9 +47,7 @@ class Violation:
         return (self.kind, self.func_name, self.seq, self.call_site, self.message, self.argument)
 
     def _repr_html_(self) -> str:
-        from .render import violation_html  # rendering is a layer above the core
-
-        return violation_html(self)
+        return seams.layer("views").violation_html(self)
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,7 @@ class Hint:
         return (self.kind, self.func_name, self.seq, self.message)
 
     def _repr_html_(self) -> str:
-        from .render import hint_html
-
-        return hint_html(self)
+        return seams.layer("views").hint_html(self)
 
 
 @dataclass(frozen=True)
@@ -123,9 +121,7 @@ class ArrayInfo:
         return math.prod(self.shape)
 
     def _repr_html_(self) -> str:
-        from .render import array_html
-
-        return array_html(self)
+        return seams.layer("views").array_html(self)
 
 
 class RawArray(NamedTuple):
@@ -367,9 +363,7 @@ class Invocation(tuple):
         )
 
     def _repr_html_(self) -> str:
-        from .render import invocation_html  # rendering is a layer above the core
-
-        return invocation_html(self)
+        return seams.layer("views").invocation_html(self)
 
 
 def _as_row(record: Any) -> tuple:

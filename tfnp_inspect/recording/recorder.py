@@ -8,10 +8,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .aggregates import FunctionStats, TraceStats
-from .options import Options
+from ..model.options import Options
+from ..model.records import FLAG_STATS_EXACT, Hint, Invocation, RawArray, Violation, captured_bytes
+from ..model.stats import FunctionStats, TraceStats
 from .arrays import stats_sample
-from .records import FLAG_STATS_EXACT, Hint, Invocation, RawArray, Violation, captured_bytes
 
 Listener = Callable[[Invocation], None]
 

@@ -58,12 +58,12 @@ from typing import Any
 
 import numpy as np
 
-from . import records
-from .aggregates import FunctionStats
-from .options import CAPTURE_LEVELS, Options
-from .recorder import Recorder
-from .records import CallSite, ErrorInfo, Hint, Invocation, ProcessInfo, RawArray, Violation
-from .traces import Trace
+from ..model import records
+from ..model.options import CAPTURE_LEVELS, Options
+from ..model.records import CallSite, ErrorInfo, Hint, Invocation, ProcessInfo, RawArray, Violation
+from ..model.stats import FunctionStats
+from ..recording.recorder import Recorder
+from ..recording.trace import Trace
 
 FORMAT_NAME = "tfnp-inspect-trace"
 FORMAT_VERSION = 1
@@ -71,7 +71,6 @@ FORMAT_VERSION = 1
 MAX_JSON_BYTES = 1 << 30
 #: Bound on ``.npy`` header size, as numpy's own loader uses.
 MAX_NPY_HEADER_BYTES = 10_000
-PANDAS_HINT = "pip install 'tfnp-inspect[pandas]'"
 
 PathArg = str | os.PathLike
 
@@ -173,7 +172,7 @@ def export_trace(trace: Trace, path: PathArg) -> None:
             document = {
                 "format": FORMAT_NAME,
                 "version": FORMAT_VERSION,
-                "producer": f"tfnp_inspect {_package_version()}",
+                "producer": f"tfnp_inspect {package_version()}",
                 "options": _options_json(trace.recorder.options),
                 "total": trace.total,
                 "dropped": trace.dropped,
@@ -296,8 +295,8 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _package_version() -> str:
-    from . import __version__
+def package_version() -> str:
+    from .. import __version__
 
     return __version__
 
@@ -632,153 +631,3 @@ def _merge(traces: list[Trace]) -> Trace:
         sum(t.dropped for t in traces),
     )
     return Trace(recorder, source=", ".join(str(t.source) for t in traces))
-
-
-# ---------------------------------------------------------------------------------------------
-# Chrome trace events (Perfetto UI, chrome://tracing)
-# ---------------------------------------------------------------------------------------------
-
-
-def chrome_trace(trace: Trace) -> dict[str, Any]:
-    """Trace events: a complete event per call, violations as instants, names as metadata.
-
-    Each call is a slice on its thread's track, with its violations as instants on that track.
-    Timestamps count from the earliest call (``otherData.origin_ns``, wall clock): absolute
-    epoch microseconds do not fit a double to better than 0.25 us, and calls can be shorter.
-    Perfetto reads ``tid`` as a 32-bit number while Python's thread idents are pointer-sized,
-    so each process's threads are numbered 1, 2, ... in order of appearance (``args.thread_id``
-    keeps the ident).
-    """
-    invocations = trace.invocations
-    origin = min((inv.start_ns for inv in invocations), default=0)
-    events: list[dict[str, Any]] = []
-    threads: dict[tuple[int, int], int] = {}
-    processes: set[int] = set()
-    for inv in invocations:
-        pid = inv.pid
-        if pid not in processes:
-            processes.add(pid)
-            label = f"{inv.host}:{pid}" if inv.task is None else f"{inv.task} ({inv.host}:{pid})"
-            events.append(_metadata("process_name", pid, 0, label))
-        tid = threads.get((pid, inv.thread_id))
-        if tid is None:
-            tid = threads[(pid, inv.thread_id)] = 1 + sum(1 for p, _ in threads if p == pid)
-            events.append(_metadata("thread_name", pid, tid, inv.thread_name))
-        start = inv.start_ns - origin
-        events.append({
-            "name": inv.func_name,
-            "cat": "numpy_function",
-            "ph": "X",
-            "ts": start / 1000,
-            "dur": inv.duration_ns / 1000,
-            "pid": pid,
-            "tid": tid,
-            "args": _chrome_args(inv),
-        })
-        for violation in inv.violations:
-            events.append({
-                "name": f"{violation.kind}: {violation.func_name}",
-                "cat": "violation",
-                "ph": "i",
-                "s": "t",
-                "ts": (start + inv.duration_ns) / 1000,
-                "pid": pid,
-                "tid": tid,
-                "args": {"seq": violation.seq, "argument": violation.argument,
-                         "message": violation.message, "call_site": violation.call_site},
-            })
-    return {
-        "traceEvents": events,
-        "displayTimeUnit": "ns",
-        "otherData": {"producer": f"tfnp_inspect {_package_version()}", "origin_ns": origin},
-    }
-
-
-def _metadata(name: str, pid: int, tid: int, label: str) -> dict[str, Any]:
-    return {"name": name, "ph": "M", "pid": pid, "tid": tid, "args": {"name": label}}
-
-
-def _chrome_args(inv: Invocation) -> dict[str, Any]:
-    def arrays(raws: tuple[RawArray, ...]) -> list[dict[str, Any]]:
-        # Fingerprints as hex: JSON numbers above 2**53 lose digits in JavaScript viewers.
-        return [
-            {"shape": list(raw.shape), "dtype": records.dtype_name(raw.dtype),
-             "fingerprint": None if raw.fingerprint is None else f"{raw.fingerprint:016x}"}
-            for raw in raws
-        ]
-
-    args: dict[str, Any] = {
-        "seq": inv.seq,
-        "mode": inv.mode,
-        "op": inv.op_name,
-        "stateful": inv.stateful,
-        "call_site": inv.call_site,
-        "thread_id": inv.thread_id,
-        "task": inv.task,
-        "inputs": arrays(inv.raw_inputs),
-        "outputs": arrays(inv.raw_outputs),
-    }
-    if inv.error is not None:
-        args["error"] = str(inv.error)
-    if inv.violations:
-        args["violations"] = [v.kind for v in inv.violations]
-    return args
-
-
-def write_chrome_trace(trace: Trace, path: PathArg) -> None:
-    """Write :func:`chrome_trace` as JSON, for Perfetto UI or chrome://tracing."""
-    with open(path, "w", encoding="utf-8") as stream:
-        json.dump(chrome_trace(trace), stream)
-
-
-# ---------------------------------------------------------------------------------------------
-# pandas
-# ---------------------------------------------------------------------------------------------
-
-
-def _shapes(raws: tuple[RawArray, ...]) -> list[tuple[int, ...]]:
-    return [tuple(raw.shape) for raw in raws]
-
-
-def _dtypes(raws: tuple[RawArray, ...]) -> list[str]:
-    return [records.dtype_name(raw.dtype) for raw in raws]
-
-
-#: The columns of :func:`to_dataframe`, each with how it is read from an invocation.
-DATAFRAME_COLUMNS: dict[str, Callable[[Invocation], Any]] = {
-    "seq": lambda inv: inv.seq,
-    "func_name": lambda inv: inv.func_name,
-    "op_name": lambda inv: inv.op_name,
-    "mode": lambda inv: inv.mode,
-    "stateful": lambda inv: inv.stateful,
-    "origin": lambda inv: inv.site.origin,
-    "call_site": lambda inv: inv.call_site,
-    "thread_id": lambda inv: inv.thread_id,
-    "thread_name": lambda inv: inv.thread_name,
-    "start": lambda inv: inv.start_ns,  # becomes a UTC timestamp
-    "duration_ns": lambda inv: inv.duration_ns,
-    "input_shapes": lambda inv: _shapes(inv.raw_inputs),
-    "input_dtypes": lambda inv: _dtypes(inv.raw_inputs),
-    "output_shapes": lambda inv: _shapes(inv.raw_outputs),
-    "output_dtypes": lambda inv: _dtypes(inv.raw_outputs),
-    "bytes_in": lambda inv: inv.bytes_in,
-    "bytes_out": lambda inv: inv.bytes_out,
-    "violations": lambda inv: [v.kind for v in inv.violations],
-    "error": lambda inv: None if inv.error is None else str(inv.error),
-    "host": lambda inv: inv.host,
-    "pid": lambda inv: inv.pid,
-    "task": lambda inv: inv.task,
-}
-
-
-def to_dataframe(trace: Trace) -> Any:
-    """One row per invocation, for filtering, grouping and plotting with pandas."""
-    try:
-        import pandas as pd
-    except ImportError as exc:
-        raise ImportError(f"Trace.to_dataframe() needs pandas: {PANDAS_HINT}") from exc
-    readers = DATAFRAME_COLUMNS.values()
-    rows = [[read(inv) for read in readers] for inv in trace.invocations]
-    frame = pd.DataFrame(rows, columns=list(DATAFRAME_COLUMNS))
-    frame["start"] = pd.to_datetime(frame["start"], unit="ns", utc=True)
-    return frame

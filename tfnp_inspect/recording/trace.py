@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-
 from typing import Any
 
-from .aggregates import TraceStats
-from .records import Hint, Invocation, Violation
+from ..model import seams
+from ..model.records import Hint, Invocation, Violation
+from ..model.stats import TraceStats
 from .recorder import Recorder, Subscription
 
 
@@ -63,32 +63,22 @@ class Trace:
         return len(self.recorder.invocations())
 
     def __repr__(self) -> str:
-        from .render import trace_text  # rendering is a layer above the core
-
-        return trace_text(self)
+        return seams.layer("views").trace_text(self)
 
     def _repr_html_(self) -> str:
-        from .render import trace_html
-
-        return trace_html(self)
+        return seams.layer("views").trace_html(self)
 
     def export(self, path: str | os.PathLike[str]) -> None:
         """Save for post-mortem: ``tfnp_inspect.load(path)`` gives this trace back, read-only.
 
-        The file format is described in :mod:`tfnp_inspect.export`.
+        The file format is described in :mod:`tfnp_inspect.io.trace_file`.
         """
-        from .export import export_trace  # file formats are a layer above the core
-
-        export_trace(self, path)
+        seams.layer("io").export_trace(self, path)
 
     def to_chrome_trace(self, path: str | os.PathLike[str]) -> None:
         """Write Chrome trace-event JSON, to open in Perfetto UI next to a TensorFlow profile."""
-        from .export import write_chrome_trace
-
-        write_chrome_trace(self, path)
+        seams.layer("io").write_chrome_trace(self, path)
 
     def to_dataframe(self) -> Any:
         """A pandas DataFrame with one row per invocation (needs ``tfnp-inspect[pandas]``)."""
-        from .export import to_dataframe
-
-        return to_dataframe(self)
+        return seams.layer("io").to_dataframe(self)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import fingerprint
+from ..model.fingerprints import fingerprint
 
 #: Containers up to this length are compared item by item (identity), longer ones by length
 #: and their first and last items.

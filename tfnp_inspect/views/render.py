@@ -17,10 +17,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .aggregates import FunctionStats, TraceStats, bucket_bounds
-from .records import ArrayInfo, Hint, Invocation, Violation
-from .replay import ReplayResult
-from .traces import Trace
+from ..model.records import ArrayInfo, Hint, Invocation, Violation
+from ..model.stats import FunctionStats, TraceStats, bucket_bounds
+from ..recording.replay import ReplayResult
+from ..recording.trace import Trace
 
 #: Arrays with more elements than this are previewed by their edges only.
 PREVIEW_THRESHOLD = 24

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import as_array, fingerprint
-from .records import ArrayInfo, ErrorInfo, Invocation
+from ..model import seams
+from ..model.fingerprints import as_array, fingerprint
+from ..model.records import ArrayInfo, ErrorInfo, Invocation
 
 #: How the function is called: ``runner(func, *args)``; a debugger's ``runcall`` fits.
 Runner = Callable[..., Any]
@@ -39,14 +40,10 @@ class ReplayResult:
         return not self.differences
 
     def __repr__(self) -> str:
-        from .render import replay_text  # rendering is a layer above
-
-        return replay_text(self)
+        return seams.layer("views").replay_text(self)
 
     def _repr_html_(self) -> str:
-        from .render import replay_html
-
-        return replay_html(self)
+        return seams.layer("views").replay_html(self)
 
 
 def replay(

@@ -13,8 +13,8 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
-from .records import Violation
-from .traces import Trace
+from ..model.records import Violation
+from ..recording.trace import Trace
 
 MARKER = "npfunc_strict"
 SECTION = "tf.numpy_function violations"
@@ -42,7 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def npfunc_trace() -> Iterator[Trace]:
     """Record every ``tf.numpy_function`` call made during the test."""
-    from .session import trace
+    from ..recording.session import trace
 
     with trace() as recorded:
         yield recorded
@@ -57,7 +57,7 @@ def _guarded(item: pytest.Item) -> bool:
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     if not _guarded(item):
         return (yield)
-    from .session import trace
+    from ..recording.session import trace
 
     with trace() as recorded:
         try:

@@ -1,0 +1,62 @@
+"""Content fingerprints and memory owners: what "the same contents" and "the same memory" mean
+in every record, check, replay and trace file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xxhash
+
+_xxh3 = xxhash.xxh3_64_intdigest
+_ndarray = np.ndarray
+
+
+def fingerprint(value: Any) -> int:
+    """xxh3_64 of an array's logical contents (layout-independent; object items by value)."""
+    if isinstance(value, _ndarray):
+        if value.dtype.hasobject:
+            return _object_fingerprint(value)
+        if value.flags.c_contiguous:
+            return _xxh3(value)
+        return _xxh3(np.ascontiguousarray(value))
+    if isinstance(value, (bytes, str)):
+        return _xxh3(value.encode() if isinstance(value, str) else value)
+    if isinstance(value, np.generic):
+        return _xxh3(value) if not isinstance(value, np.object_) else _xxh3(repr(value).encode())
+    return _xxh3(repr(value).encode())
+
+
+def _object_fingerprint(array: np.ndarray) -> int:
+    """Object arrays (tf.string) hold pointers: hash the items themselves, length-prefixed."""
+    hasher = xxhash.xxh3_64()
+    hasher.update(repr(array.shape).encode())
+    for item in array.ravel(order="C"):
+        if isinstance(item, str):
+            item = item.encode("utf-8", "surrogatepass")
+        elif not isinstance(item, bytes):
+            item = repr(item).encode()
+        hasher.update(len(item).to_bytes(8, "little"))
+        hasher.update(item)
+    return hasher.intdigest()
+
+
+def alias_root(array: np.ndarray) -> Any:
+    """The object that owns an array's memory: the end of the ``.base`` chain.
+
+    numpy shortens chains of views, but not past an array whose base is a foreign object
+    (a view of a TF input has the input array as base, whose base is the TF buffer).
+    """
+    root = array
+    base = root.base
+    while base is not None:
+        root = base
+        base = getattr(root, "base", None) if isinstance(root, _ndarray) else None
+    return root
+
+
+def as_array(value: Any) -> np.ndarray:
+    """Non-array values as TF would see them (bytes and str become tf.string, i.e. object)."""
+    if isinstance(value, (bytes, str)):
+        return np.array(value, dtype=object)
+    return np.asarray(value)
