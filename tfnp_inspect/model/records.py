@@ -13,7 +13,8 @@ import os
 import socket
 import types
 import weakref
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -139,6 +140,19 @@ class RawArray(NamedTuple):
     capture_note: str | None
 
 
+# Named positions in a RawArray row, for code that reads the plain tuples (the hot path stores
+# them untyped: an exact tuple of atomic values is not tracked by the garbage collector).
+A_SHAPE = RawArray._fields.index("shape")
+A_DTYPE = RawArray._fields.index("dtype")
+A_NBYTES = RawArray._fields.index("nbytes")
+A_FINGERPRINT = RawArray._fields.index("fingerprint")
+A_FLAGS = RawArray._fields.index("flags")
+A_ALIASES_INPUT = RawArray._fields.index("aliases_input")
+A_WILL_BE_COPIED = RawArray._fields.index("will_be_copied")
+A_SAMPLE = RawArray._fields.index("sample")
+A_DATA = RawArray._fields.index("data")
+A_CAPTURE_NOTE = RawArray._fields.index("capture_note")
+
 # RawArray.flags keeps numpy's own flag bits (``ndarray.flags.num``) plus two of ours.
 FLAG_C_CONTIGUOUS = 0x1  # NPY_ARRAY_C_CONTIGUOUS
 FLAG_WRITEABLE = 0x400  # NPY_ARRAY_WRITEABLE
@@ -219,10 +233,53 @@ def set_task_label(label: str | None) -> None:
     _process = (socket.gethostname(), os.getpid(), label)
 
 
-_FIELDS = (
-    "seq", "site", "thread_id", "thread_name", "start_ns", "duration_ns", "raw_inputs",
-    "raw_outputs", "error", "violations", "static_hints", "process", "bytes_in", "bytes_out",
-)
+class CallRow(NamedTuple):
+    """The per-call row: what a recorder stores for one call, as a plain tuple in this order.
+
+    Only the declaration: rows are built as exact tuples (GC-untracked, see :class:`CallSite`)
+    and read through :class:`Invocation` or the ``C_*`` positions below, never as CallRow.
+    """
+
+    seq: int
+    site: tuple[Any, ...]  # CallSite's values
+    thread_id: int
+    thread_name: str
+    start_ns: int  # wall clock
+    duration_ns: int
+    raw_inputs: tuple[tuple[Any, ...], ...]  # RawArray rows
+    raw_outputs: tuple[tuple[Any, ...], ...]
+    error: ErrorInfo | None
+    violations: tuple[tuple[Any, ...], ...]  # Violation.row() tuples
+    static_hints: tuple[tuple[Any, ...], ...]  # Hint.row() tuples
+    process: tuple[Any, ...]  # ProcessInfo's values
+    bytes_in: int
+    bytes_out: int
+
+
+# Named positions in a call row (CallRow), in a CallSite, a ProcessInfo and a Violation row.
+C_SEQ = CallRow._fields.index("seq")
+C_SITE = CallRow._fields.index("site")
+C_THREAD_ID = CallRow._fields.index("thread_id")
+C_THREAD_NAME = CallRow._fields.index("thread_name")
+C_START_NS = CallRow._fields.index("start_ns")
+C_DURATION_NS = CallRow._fields.index("duration_ns")
+C_RAW_INPUTS = CallRow._fields.index("raw_inputs")
+C_RAW_OUTPUTS = CallRow._fields.index("raw_outputs")
+C_ERROR = CallRow._fields.index("error")
+C_VIOLATIONS = CallRow._fields.index("violations")
+C_STATIC_HINTS = CallRow._fields.index("static_hints")
+C_PROCESS = CallRow._fields.index("process")
+C_BYTES_IN = CallRow._fields.index("bytes_in")
+C_BYTES_OUT = CallRow._fields.index("bytes_out")
+S_FUNC_NAME = CallSite._fields.index("func_name")
+S_MODE = CallSite._fields.index("mode")
+S_STATEFUL = CallSite._fields.index("stateful")
+S_OP_NAME = CallSite._fields.index("op_name")
+S_CALL_SITE = CallSite._fields.index("call_site")
+P_HOST = ProcessInfo._fields.index("host")
+P_PID = ProcessInfo._fields.index("pid")
+P_TASK = ProcessInfo._fields.index("task")
+V_KIND = [f.name for f in fields(Violation)].index("kind")
 
 
 _new_tuple = tuple.__new__
@@ -231,9 +288,12 @@ _new_tuple = tuple.__new__
 class Invocation(tuple):
     """One call of a traced function (immutable).
 
-    Recorders store each call as a plain tuple of plain tuples (see :class:`CallSite`: the
-    garbage collector stops tracking those); an Invocation is a view over such a row, made
-    when somebody reads it, and :meth:`create` is the readable constructor.
+    Recorders store each call as a plain tuple of plain tuples laid out as :class:`CallRow` (see
+    :class:`CallSite`: the garbage collector stops tracking those); an Invocation is a view over
+    such a row, made when somebody reads it, and :meth:`create` is the readable constructor.
+
+    Two invocations are equal when they are the same call: the same ``seq`` in the same process
+    (what the hash covers too); their arrays are never compared.
     """
 
     __slots__ = ()
@@ -242,78 +302,112 @@ class Invocation(tuple):
     def create(
         cls,
         seq: int,
-        site: CallSite,
+        site: CallSite | tuple[Any, ...],
         thread_id: int,
         thread_name: str,
         start_ns: int,
         duration_ns: int,
-        raw_inputs: Any,
-        raw_outputs: Any,
+        raw_inputs: Iterable[Iterable[Any]],
+        raw_outputs: Iterable[Iterable[Any]],
         error: ErrorInfo | None = None,
-        violations: Any = (),
-        static_hints: Any = (),
-        process: ProcessInfo | None = None,
+        violations: Iterable[Any] = (),
+        static_hints: Iterable[Any] = (),
+        process: ProcessInfo | tuple[Any, ...] | None = None,
     ) -> Invocation:
-        raw_inputs = tuple(map(tuple, raw_inputs))
-        raw_outputs = tuple(map(tuple, raw_outputs))
-        return _new_tuple(cls, (
-            seq, tuple(site), thread_id, thread_name, start_ns, duration_ns, raw_inputs,
-            raw_outputs, error, tuple(_as_row(v) for v in violations),
-            tuple(_as_row(h) for h in static_hints),
-            tuple(process or current_process()), sum(r[2] for r in raw_inputs),
-            sum(r[2] for r in raw_outputs),
-        ))
-
-    @classmethod
-    def from_row(cls, row: tuple) -> Invocation:
+        inputs = tuple(map(tuple, raw_inputs))
+        outputs = tuple(map(tuple, raw_outputs))
+        row = CallRow(
+            seq=seq,
+            site=tuple(site),
+            thread_id=thread_id,
+            thread_name=thread_name,
+            start_ns=start_ns,
+            duration_ns=duration_ns,
+            raw_inputs=inputs,
+            raw_outputs=outputs,
+            error=error,
+            violations=tuple(_as_row(v) for v in violations),
+            static_hints=tuple(_as_row(h) for h in static_hints),
+            process=tuple(process or current_process()),
+            bytes_in=sum(r[A_NBYTES] for r in inputs),
+            bytes_out=sum(r[A_NBYTES] for r in outputs),
+        )
         return _new_tuple(cls, row)
 
-    def row(self) -> tuple:
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> Invocation:
+        return _new_tuple(cls, row)
+
+    def row(self) -> tuple[Any, ...]:
         """The plain tuple a recorder stores."""
         return tuple(self)
 
-    seq: int = property(itemgetter(0))  # type: ignore[assignment]
-    thread_id: int = property(itemgetter(2))  # type: ignore[assignment]
-    thread_name: str = property(itemgetter(3))  # type: ignore[assignment]
-    start_ns: int = property(itemgetter(4))  # type: ignore[assignment]
-    duration_ns: int = property(itemgetter(5))  # type: ignore[assignment]
-    error: ErrorInfo | None = property(itemgetter(8))  # type: ignore[assignment]
+    seq: int = property(itemgetter(C_SEQ))  # type: ignore[assignment]
+    thread_id: int = property(itemgetter(C_THREAD_ID))  # type: ignore[assignment]
+    thread_name: str = property(itemgetter(C_THREAD_NAME))  # type: ignore[assignment]
+    start_ns: int = property(itemgetter(C_START_NS))  # type: ignore[assignment]
+    duration_ns: int = property(itemgetter(C_DURATION_NS))  # type: ignore[assignment]
+    error: ErrorInfo | None = property(itemgetter(C_ERROR))  # type: ignore[assignment]
+    bytes_in: int = property(itemgetter(C_BYTES_IN))  # type: ignore[assignment]
+    bytes_out: int = property(itemgetter(C_BYTES_OUT))  # type: ignore[assignment]
+
     @property
     def violations(self) -> tuple[Violation, ...]:
-        return tuple(Violation(*v) for v in self[9])
+        return tuple(Violation(*v) for v in self[C_VIOLATIONS])
 
     @property
     def static_hints(self) -> tuple[Hint, ...]:
         """Hints found during the call (``hints`` adds those derived from the stats)."""
-        return tuple(Hint(*h) for h in self[10])
-    bytes_in: int = property(itemgetter(12))  # type: ignore[assignment]
-    bytes_out: int = property(itemgetter(13))  # type: ignore[assignment]
+        return tuple(Hint(*h) for h in self[C_STATIC_HINTS])
 
     @property
     def site(self) -> CallSite:
-        return _new_tuple(CallSite, self[1])
+        return _new_tuple(CallSite, self[C_SITE])
 
     @property
     def process(self) -> ProcessInfo:
-        return _new_tuple(ProcessInfo, self[11])
+        return _new_tuple(ProcessInfo, self[C_PROCESS])
 
     @property
     def raw_inputs(self) -> tuple[RawArray, ...]:
-        return tuple(_new_tuple(RawArray, r) for r in self[6])
+        return tuple(_new_tuple(RawArray, r) for r in self[C_RAW_INPUTS])
 
     @property
     def raw_outputs(self) -> tuple[RawArray, ...]:
-        return tuple(_new_tuple(RawArray, r) for r in self[7])
+        return tuple(_new_tuple(RawArray, r) for r in self[C_RAW_OUTPUTS])
 
-    # Metadata of the op, shared by every call (indexes follow CallSite and ProcessInfo).
-    func_name = property(lambda self: self[1][0])
-    op_name = property(lambda self: self[1][4])
-    stateful = property(lambda self: self[1][3])
-    mode = property(lambda self: self[1][2])
-    call_site = property(lambda self: self[1][6])
-    host = property(lambda self: self[11][0])
-    pid = property(lambda self: self[11][1])
-    task = property(lambda self: self[11][2])
+    # Metadata of the op and the process, shared by every call.
+    @property
+    def func_name(self) -> str:
+        return self[C_SITE][S_FUNC_NAME]
+
+    @property
+    def op_name(self) -> str | None:
+        return self[C_SITE][S_OP_NAME]
+
+    @property
+    def stateful(self) -> bool | None:
+        return self[C_SITE][S_STATEFUL]
+
+    @property
+    def mode(self) -> str:
+        return self[C_SITE][S_MODE]
+
+    @property
+    def call_site(self) -> str | None:
+        return self[C_SITE][S_CALL_SITE]
+
+    @property
+    def host(self) -> str:
+        return self[C_PROCESS][P_HOST]
+
+    @property
+    def pid(self) -> int:
+        return self[C_PROCESS][P_PID]
+
+    @property
+    def task(self) -> str | None:
+        return self[C_PROCESS][P_TASK]
 
     @property
     def inputs(self) -> tuple[ArrayInfo, ...]:
@@ -330,7 +424,7 @@ class Invocation(tuple):
     @property
     def captured(self) -> bool:
         """True when every input was captured, so the call can be replayed."""
-        return all(r[8] is not None for r in self[6])
+        return all(r[A_DATA] is not None for r in self[C_RAW_INPUTS])
 
     @property
     def captured_bytes(self) -> int:
@@ -338,24 +432,32 @@ class Invocation(tuple):
 
     def replace(self, **changes: Any) -> Invocation:
         """A copy with some fields changed (gives one recorder a view fitted to its options)."""
-        fields = {
-            "seq": self.seq, "site": self[1], "thread_id": self.thread_id,
-            "thread_name": self.thread_name, "start_ns": self.start_ns,
-            "duration_ns": self.duration_ns, "raw_inputs": self[6], "raw_outputs": self[7],
-            "error": self.error, "violations": self.violations, "static_hints": self.static_hints,
-            "process": self[11],
-        }
-        fields.update(changes)
-        return Invocation.create(**fields)
+        values = dict(zip(CallRow._fields, self, strict=True))
+        del values["bytes_in"], values["bytes_out"]  # derived from the arrays again
+        values.update(changes)
+        return Invocation.create(**values)
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self[C_SEQ], self[C_PROCESS])
 
     def __hash__(self) -> int:
-        return hash((self[0], self[11]))
+        return hash(self._key())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Invocation):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __ne__(self, other: object) -> bool:
+        if not isinstance(other, Invocation):
+            return NotImplemented
+        return self._key() != other._key()
 
     def __repr__(self) -> str:
-        ins = ", ".join(_short(a) for a in self[6])
-        outs = ", ".join(_short(a) for a in self[7])
+        ins = ", ".join(_short(a) for a in self[C_RAW_INPUTS])
+        outs = ", ".join(_short(a) for a in self[C_RAW_OUTPUTS])
         status = f" error={self.error}" if self.error else ""
-        kinds = ",".join(v[0] for v in self[9])
+        kinds = ",".join(v[V_KIND] for v in self[C_VIOLATIONS])
         flagged = f" violations=[{kinds}]" if kinds else ""
         return (
             f"<Invocation #{self.seq} {self.func_name} {self.mode} "
@@ -366,13 +468,14 @@ class Invocation(tuple):
         return seams.layer("views").invocation_html(self)
 
 
-def _as_row(record: Any) -> tuple:
+def _as_row(record: Any) -> tuple[Any, ...]:
     return record.row() if isinstance(record, (Violation, Hint)) else tuple(record)
 
 
-def captured_bytes(row: tuple) -> int:
+def captured_bytes(row: tuple[Any, ...]) -> int:
     """Bytes of full-capture payloads in a stored row (or an Invocation)."""
-    return sum(r[8].nbytes for r in row[6] + row[7] if r[8] is not None)
+    arrays = row[C_RAW_INPUTS] + row[C_RAW_OUTPUTS]
+    return sum(r[A_DATA].nbytes for r in arrays if r[A_DATA] is not None)
 
 
 _dtype_names: dict[Any, str] = {}
@@ -387,8 +490,8 @@ def dtype_name(dtype: Any) -> str:
     return name
 
 
-def _short(raw: tuple) -> str:
-    return f"{dtype_name(raw[1])}{list(raw[0])}"
+def _short(raw: tuple[Any, ...]) -> str:
+    return f"{dtype_name(raw[A_DTYPE])}{list(raw[A_SHAPE])}"
 
 
 def array_info(raw: RawArray) -> ArrayInfo:

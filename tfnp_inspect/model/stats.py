@@ -12,23 +12,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import seams
+from .records import V_KIND
 
 _SUB_BITS = 3  # 2**3 sub-buckets per power of two
+#: Values below this are buckets of their own; the sub-bucket is the next _SUB_BITS bits.
+_SUB_BUCKETS = 1 << _SUB_BITS
+_SUB_MASK = _SUB_BUCKETS - 1
+#: bit_length minus this is how far a value shifts right to leave its top _SUB_BITS + 1 bits.
+_SHIFT_BIAS = _SUB_BITS + 1
 
 
 def bucket_of(value_ns: int) -> int:
-    if value_ns < (1 << _SUB_BITS):
+    if value_ns < _SUB_BUCKETS:
         return value_ns
-    shift = value_ns.bit_length() - _SUB_BITS - 1
-    return ((shift + 1) << _SUB_BITS) | ((value_ns >> shift) & ((1 << _SUB_BITS) - 1))
+    shift = value_ns.bit_length() - _SHIFT_BIAS
+    return ((shift + 1) << _SUB_BITS) | ((value_ns >> shift) & _SUB_MASK)
 
 
 def bucket_bounds(bucket: int) -> tuple[int, int]:
     """[low, high) of the values that land in ``bucket``."""
-    if bucket < (1 << _SUB_BITS):
+    if bucket < _SUB_BUCKETS:
         return bucket, bucket + 1
     shift = (bucket >> _SUB_BITS) - 1
-    mantissa = (1 << _SUB_BITS) | (bucket & ((1 << _SUB_BITS) - 1))
+    mantissa = _SUB_BUCKETS | (bucket & _SUB_MASK)
     return mantissa << shift, (mantissa + 1) << shift
 
 
@@ -97,13 +103,13 @@ class FunctionStats:
         self.bytes_in += bytes_in
         self.bytes_out += bytes_out
         for violation in violations:
-            self.violations[violation[0]] += 1
-        histogram = self.histogram  # inlined DurationHistogram.add: this runs on every call
-        if duration_ns < 8:
+            self.violations[violation[V_KIND]] += 1
+        histogram = self.histogram  # bucket_of and DurationHistogram.add inlined: every call
+        if duration_ns < _SUB_BUCKETS:
             b = duration_ns
         else:
-            shift = duration_ns.bit_length() - 4
-            b = ((shift + 1) << 3) | ((duration_ns >> shift) & 7)
+            shift = duration_ns.bit_length() - _SHIFT_BIAS
+            b = ((shift + 1) << _SUB_BITS) | ((duration_ns >> shift) & _SUB_MASK)
         histogram.counts[b] = histogram.counts.get(b, 0) + 1
         histogram.count += 1
 

@@ -9,7 +9,26 @@ from collections.abc import Callable
 from typing import Any
 
 from ..model.options import Options
-from ..model.records import FLAG_STATS_EXACT, Hint, Invocation, RawArray, Violation, captured_bytes
+from ..model.records import (
+    A_CAPTURE_NOTE,
+    A_DATA,
+    C_BYTES_IN,
+    C_BYTES_OUT,
+    C_DURATION_NS,
+    C_ERROR,
+    C_RAW_INPUTS,
+    C_RAW_OUTPUTS,
+    C_SEQ,
+    C_SITE,
+    C_VIOLATIONS,
+    FLAG_STATS_EXACT,
+    S_FUNC_NAME,
+    Hint,
+    Invocation,
+    RawArray,
+    Violation,
+    captured_bytes,
+)
 from ..model.stats import FunctionStats, TraceStats
 from .arrays import stats_sample
 
@@ -114,8 +133,9 @@ class Recorder:
             buffer.append(row)
             if len(buffer) > self._trim_above:
                 self._trim()
-        if row[9]:
-            self._violations.extend(row[9])
+        violations = row[C_VIOLATIONS]
+        if violations:
+            self._violations.extend(violations)
         listeners = self._listeners
         if not listeners:
             return
@@ -138,12 +158,12 @@ class Recorder:
         (another thread charged first) loses its payloads here, with a note too.
         """
         nbytes = captured_bytes(row)
-        refused = sum(1 for raw in row[6] + row[7] if raw[8] is None and raw[9] is not None)
+        refused = _refused_payloads(row)
         if nbytes and self._captured_bytes + nbytes > self.options.max_capture_bytes:
             note = f"dropped: capture budget of {self.options.max_capture_bytes} bytes is full"
             invocation = Invocation.from_row(row)
             row = invocation.replace(**_strip(invocation, keep_sample=True, note=note)).row()
-            refused = sum(1 for raw in row[6] + row[7] if raw[8] is None and raw[9] is not None)
+            refused = _refused_payloads(row)
             nbytes = 0
         self._payloads_dropped += refused
         self._captured_bytes += nbytes
@@ -174,11 +194,14 @@ class Recorder:
         stats_by_name = self._stats
         for index in range(self._folded - self._evicted, end):
             row = buffer[index]
-            name = row[1][0]
+            name = row[C_SITE][S_FUNC_NAME]
             stats = stats_by_name.get(name)
             if stats is None:
                 stats = stats_by_name[name] = FunctionStats(name)
-            stats.add(row[5], row[12], row[13], row[8] is not None, row[9])
+            stats.add(
+                row[C_DURATION_NS], row[C_BYTES_IN], row[C_BYTES_OUT], row[C_ERROR] is not None,
+                row[C_VIOLATIONS],
+            )
         self._folded = self._evicted + end
 
     def _trim(self) -> None:
@@ -226,7 +249,7 @@ class Recorder:
 
     def find(self, seq: int) -> Invocation | None:
         for row in reversed(self._visible()):
-            if row[0] == seq:
+            if row[C_SEQ] == seq:
                 return Invocation.from_row(row)
         return None
 
@@ -312,6 +335,12 @@ class Recorder:
             f"<Recorder {len(self)}/{self.capacity} invocations, total={self.total}, "
             f"dropped={self.dropped}, capture={self.options.capture!r}>"
         )
+
+
+def _refused_payloads(row: tuple[Any, ...]) -> int:
+    """Arrays of a row whose 'full' capture was refused (no payload, and a note saying why)."""
+    arrays = row[C_RAW_INPUTS] + row[C_RAW_OUTPUTS]
+    return sum(1 for raw in arrays if raw[A_DATA] is None and raw[A_CAPTURE_NOTE] is not None)
 
 
 def _strip(invocation: Invocation, keep_sample: bool, note: str | None = None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checks.tout import returned_items
 from ..model import seams
 from ..model.fingerprints import as_array, fingerprint
 from ..model.records import ArrayInfo, ErrorInfo, Invocation
@@ -71,7 +72,7 @@ def replay(
         result = (runner or _call)(target, *args)
     except Exception as exc:  # the function's own failure is a finding, not an error of replay
         return ReplayResult(invocation, (), exc, tuple(_compare_errors(invocation.error, exc)))
-    returned = _returned_items(result)
+    returned = tuple(returned_items(result))
     if invocation.error is not None:
         differences = _compare_errors(invocation.error, None)
     else:
@@ -107,13 +108,6 @@ def _listing(noun: str, indices: list[int]) -> str:
 
 def _call(func: Callable[..., Any], *args: Any) -> Any:
     return func(*args)
-
-
-def _returned_items(result: Any) -> tuple[Any, ...]:
-    """The values a call returned, flattened the way ``numpy_function`` reads them."""
-    if isinstance(result, (tuple, list)):
-        return tuple(result)
-    return () if result is None else (result,)
 
 
 def _compare_errors(recorded: ErrorInfo | None, raised: BaseException | None) -> list[str]:
