@@ -217,6 +217,12 @@ class ProcessInfo(NamedTuple):
     pid: int
     task: str | None = None
 
+    @property
+    def label(self) -> str:
+        """``host:pid``, then the task label in parentheses (how every view names a process)."""
+        where = f"{self.host}:{self.pid}"
+        return f"{where} ({self.task})" if self.task else where
+
 
 _process = (socket.gethostname(), os.getpid(), None)  # a plain tuple: stored in every row
 
@@ -285,6 +291,14 @@ V_KIND = [f.name for f in fields(Violation)].index("kind")
 _new_tuple = tuple.__new__
 
 
+def _field(position: int, inner: int | None = None) -> Any:
+    """A read-only attribute of an :class:`Invocation`: the row's field at ``position`` (or the
+    field at ``inner`` of the tuple there)."""
+    if inner is None:
+        return property(itemgetter(position))
+    return property(lambda self: self[position][inner])
+
+
 class Invocation(tuple):
     """One call of a traced function (immutable).
 
@@ -342,14 +356,23 @@ class Invocation(tuple):
         """The plain tuple a recorder stores."""
         return tuple(self)
 
-    seq: int = property(itemgetter(C_SEQ))  # type: ignore[assignment]
-    thread_id: int = property(itemgetter(C_THREAD_ID))  # type: ignore[assignment]
-    thread_name: str = property(itemgetter(C_THREAD_NAME))  # type: ignore[assignment]
-    start_ns: int = property(itemgetter(C_START_NS))  # type: ignore[assignment]
-    duration_ns: int = property(itemgetter(C_DURATION_NS))  # type: ignore[assignment]
-    error: ErrorInfo | None = property(itemgetter(C_ERROR))  # type: ignore[assignment]
-    bytes_in: int = property(itemgetter(C_BYTES_IN))  # type: ignore[assignment]
-    bytes_out: int = property(itemgetter(C_BYTES_OUT))  # type: ignore[assignment]
+    seq: int = _field(C_SEQ)
+    thread_id: int = _field(C_THREAD_ID)
+    thread_name: str = _field(C_THREAD_NAME)
+    start_ns: int = _field(C_START_NS)
+    duration_ns: int = _field(C_DURATION_NS)
+    error: ErrorInfo | None = _field(C_ERROR)
+    bytes_in: int = _field(C_BYTES_IN)
+    bytes_out: int = _field(C_BYTES_OUT)
+    # Metadata of the op and of the process, shared by every call.
+    func_name: str = _field(C_SITE, S_FUNC_NAME)
+    op_name: str | None = _field(C_SITE, S_OP_NAME)
+    stateful: bool | None = _field(C_SITE, S_STATEFUL)
+    mode: str = _field(C_SITE, S_MODE)
+    call_site: str | None = _field(C_SITE, S_CALL_SITE)
+    host: str = _field(C_PROCESS, P_HOST)
+    pid: int = _field(C_PROCESS, P_PID)
+    task: str | None = _field(C_PROCESS, P_TASK)
 
     @property
     def violations(self) -> tuple[Violation, ...]:
@@ -375,39 +398,6 @@ class Invocation(tuple):
     @property
     def raw_outputs(self) -> tuple[RawArray, ...]:
         return tuple(_new_tuple(RawArray, r) for r in self[C_RAW_OUTPUTS])
-
-    # Metadata of the op and the process, shared by every call.
-    @property
-    def func_name(self) -> str:
-        return self[C_SITE][S_FUNC_NAME]
-
-    @property
-    def op_name(self) -> str | None:
-        return self[C_SITE][S_OP_NAME]
-
-    @property
-    def stateful(self) -> bool | None:
-        return self[C_SITE][S_STATEFUL]
-
-    @property
-    def mode(self) -> str:
-        return self[C_SITE][S_MODE]
-
-    @property
-    def call_site(self) -> str | None:
-        return self[C_SITE][S_CALL_SITE]
-
-    @property
-    def host(self) -> str:
-        return self[C_PROCESS][P_HOST]
-
-    @property
-    def pid(self) -> int:
-        return self[C_PROCESS][P_PID]
-
-    @property
-    def task(self) -> str | None:
-        return self[C_PROCESS][P_TASK]
 
     @property
     def inputs(self) -> tuple[ArrayInfo, ...]:
@@ -490,8 +480,13 @@ def dtype_name(dtype: Any) -> str:
     return name
 
 
+def type_label(dtype: Any, shape: Iterable[int]) -> str:
+    """``float32[2, 3]``: an array's dtype and shape, as every view and message names them."""
+    return f"{dtype_name(dtype)}{list(shape)}"
+
+
 def _short(raw: tuple[Any, ...]) -> str:
-    return f"{dtype_name(raw[A_DTYPE])}{list(raw[A_SHAPE])}"
+    return type_label(raw[A_DTYPE], raw[A_SHAPE])
 
 
 def array_info(raw: RawArray) -> ArrayInfo:

@@ -1,5 +1,20 @@
-"""The live trace panel (anywidget): widget, live feed and the pure state it shows."""
+"""The live trace panel (anywidget): :mod:`.widget`, its live :mod:`.feed`, and the pure
+:mod:`.state` it shows (importable without IPython, ipywidgets or anywidget)."""
 
-from .widget import TracePanel
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .widget import TracePanel
 
 __all__ = ["TracePanel"]
+
+
+def __getattr__(name: str) -> Any:
+    # The widget needs anywidget: imported when asked for, so that .state and .feed need not.
+    if name == "TracePanel":
+        from .widget import TracePanel
+
+        return TracePanel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
