@@ -1,20 +1,20 @@
-"""Suite-wide guards: quiet TensorFlow, and no test may leave tracing switched on."""
+"""Suite-wide guards for every tier: quiet TensorFlow, and no test may leave tracing switched on.
+
+Imports tfnp_inspect, never TensorFlow: the unit tier (``tests/unit``) runs with TensorFlow
+blocked. Tier-specific fixtures live in each tier's own ``conftest.py``.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
 import tfnp_inspect  # noqa: E402
-import tfnp_inspect as npi  # noqa: E402
-from core_helpers import assert_tracing_off, python_threads  # noqa: E402
-from tfnp_inspect.recording import session  # noqa: E402
 from tfnp_inspect.checks.switches import switches  # noqa: E402
-from tfnp_inspect.model.options import Options  # noqa: E402
+from tfnp_inspect.recording import session  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -33,28 +33,3 @@ def _no_tracing_leaks(request: pytest.FixtureRequest):
         tfnp_inspect.uninstall()
     if leaked:
         pytest.fail(f"{request.node.nodeid} leaked global state: {', '.join(leaked)}", pytrace=False)
-
-
-@pytest.fixture
-def no_leaks() -> Iterator[None]:
-    """The test must not leave Python threads running or tracing switched on."""
-    before = python_threads()
-    yield
-    assert python_threads() <= before, f"leaked threads: {python_threads() - before}"
-    assert_tracing_off()
-
-
-@pytest.fixture
-def process_recorder() -> Iterator[npi.Recorder]:
-    """The process-wide recorder, given back empty, uninstalled and with default options."""
-    rec = npi.recorder()
-    defaults = Options()
-    try:
-        yield rec
-    finally:
-        npi.uninstall()
-        rec.configure(
-            capacity=defaults.capacity, capture=defaults.capture,
-            max_capture_bytes=defaults.max_capture_bytes, checks=defaults.checks, strict=defaults.strict,
-        )
-        rec.clear()

@@ -36,6 +36,7 @@ from .model.stats import FunctionStats, TraceStats
 from .recording.active import ViolationError, ViolationWarning
 from .recording.recorder import Recorder, Subscription
 from .recording.replay import replay
+from .recording import session as _session_hooks
 from .recording.session import (
     install,
     is_active,
@@ -46,6 +47,9 @@ from .recording.session import (
 )
 from .recording.trace import Trace
 from .recording.wrapper import numpy_function
+
+# Every PyFunc op built from now on keeps its declaration (TFNP_INSPECT=off switches this off).
+_session_hooks.hook_tensorflow()
 
 # The layers above the core provide themselves to it (records render, traces export).
 _seams.provide("views", lambda: import_module(".views.render", __name__))

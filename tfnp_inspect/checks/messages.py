@@ -5,6 +5,8 @@ Each says what happened, what TensorFlow does with it in graph versus eager mode
 
 from __future__ import annotations
 
+from .tout import ToutProblem
+
 
 def mutated_input_message(func_name: str, index: int, mode: str, shares_tensor: bool) -> str:
     if shares_tensor or mode == "graph":
@@ -34,13 +36,22 @@ def retained_input_message(func_name: str, index: int) -> str:
     )
 
 
-def retained_output_message(func_name: str, index: int) -> str:
+def reused_output_message(func_name: str, index: int, returned_at: int, seq: int, changed: bool, mode: str) -> str:
+    what = (
+        f"the memory of output {index} returned at call #{returned_at} changed by call #{seq}"
+        if changed else f"call #{seq} returned the memory of output {index} of call #{returned_at} again"
+    )
+    if mode == "graph":
+        how = "TensorFlow wrapped that aligned, C-contiguous array without copying, so the tensor " \
+              "returned earlier changes under its consumers"
+    else:
+        how = "eager mode copied the result, but inside tf.function or tf.data TensorFlow wraps an " \
+              "aligned, C-contiguous returned array without copying, and the earlier tensor would " \
+              "change under its consumers"
     return (
-        f"{func_name} returned output {index} and still holds a reference to it (for example a "
-        "reused module-level or attribute buffer). In graph mode TensorFlow wraps an aligned "
-        "returned array without copying, so a later write to that buffer silently changes tensors "
-        "already returned. Fix: return a fresh array (buf.copy()), or mark a constant read-only "
-        "(arr.flags.writeable = False)."
+        f"{func_name}: {what} while that earlier result was still alive (a reused module-level, "
+        f"attribute or generator buffer). {how}. Fix: return a fresh array (buf.copy()) or "
+        "allocate a new buffer per call; mark a constant read-only (arr.flags.writeable = False)."
     )
 
 
@@ -65,14 +76,47 @@ def hidden_state_message(func_name: str, what: str) -> str:
     )
 
 
-def tout_message(func_name: str, mode: str, argument: str, problem: str, graph_error: str) -> str:
+def tout_message(func_name: str, mode: str, problem: ToutProblem) -> str:
     if mode == "eager":
         consequence = (
             "Eager mode accepts this silently (it converts whatever comes back), but the same "
-            f"code inside tf.function or tf.data fails with {graph_error}."
+            f"code inside tf.function or tf.data fails with {_sentence(problem.predicted_error)}"
         )
     else:
-        consequence = (
-            f"In graph mode TensorFlow rejects it with a cryptic {graph_error} naming only the op token."
-        )
-    return f"{func_name}, {argument}: {problem}. {consequence} Fix: return exactly what Tout declares."
+        consequence = f"In graph mode TensorFlow rejects it right after this call with {_sentence(problem.predicted_error)}"
+    return (
+        f"{func_name}, {problem.argument}: {problem.problem}. {consequence} "
+        "Fix: return exactly what Tout declares."
+    )
+
+
+def eager_conversion_message(func_name: str, problem: ToutProblem, widened_inputs: tuple[int, ...]) -> str:
+    which = ", ".join(f"input {i}" for i in widened_inputs)
+    return (
+        f"{func_name}, {problem.argument}: {problem.problem}, only because eager mode hands Python "
+        f"numbers ({which}) to the function as int64/float64 (np.array) while graph mode converts "
+        "them to int32/float32 tensors first. Inside tf.function or tf.data this call returns what "
+        "Tout declares; in eager mode the result keeps the wider dtype. Pass tensors "
+        "(tf.constant(3)) to get the same dtypes in both modes."
+    )
+
+
+def could_be_stateless_message(func_name: str, calls: int) -> str:
+    return (
+        f"{func_name} is declared stateful=True but its first {calls} calls changed no state "
+        "outside their arguments and kept no references, and everything it reaches was inspected. "
+        "If it is pure, stateful=False lets TensorFlow fold, prune and merge calls (check that it "
+        "is also deterministic: the inspector then checks that for you)."
+    )
+
+
+def output_copied_message(func_name: str, which: str) -> str:
+    return (
+        f"TensorFlow must copy {which} of {func_name}: it is not C-contiguous (a transposed, "
+        "reversed or strided view). Produce it in C order (np.ascontiguousarray, or compute into "
+        "a C-ordered array) if the copy shows up in timings."
+    )
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith(".") else f"{text}."

@@ -22,9 +22,9 @@ def fingerprint(value: Any) -> int:
         return _xxh3(np.ascontiguousarray(value))
     if isinstance(value, (bytes, str)):
         return _xxh3(value.encode() if isinstance(value, str) else value)
-    if isinstance(value, np.generic):
-        return _xxh3(value) if not isinstance(value, np.object_) else _xxh3(repr(value).encode())
-    return _xxh3(repr(value).encode())
+    if isinstance(value, np.generic) and not isinstance(value, np.object_):
+        return _xxh3(value)
+    return _object_fingerprint(np.array([value], dtype=object))
 
 
 def _object_fingerprint(array: np.ndarray) -> int:
@@ -35,7 +35,8 @@ def _object_fingerprint(array: np.ndarray) -> int:
         if isinstance(item, str):
             item = item.encode("utf-8", "surrogatepass")
         elif not isinstance(item, bytes):
-            item = repr(item).encode()
+            # other objects by type only: their repr() can be slow, lossy or raise
+            item = f"<{type(item).__module__}.{type(item).__qualname__}>".encode()
         hasher.update(len(item).to_bytes(8, "little"))
         hasher.update(item)
     return hasher.intdigest()

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import xxhash
 
+from ..checks.tout import convert_like_tf
 from ..model.fingerprints import as_array, fingerprint
 from ..model.records import (
     FLAG_BUFFER_HASH,
@@ -57,10 +58,28 @@ def stats_sample(array: np.ndarray) -> tuple[bytes | None, bool]:
     return array.reshape(-1)[::step].tobytes(), False
 
 
-def capture_copy(value: Any) -> np.ndarray:
-    array = value if isinstance(value, _ndarray) else as_array(value)
-    return array.copy()
+def capture_copy(value: Any) -> np.ndarray | None:
+    """A copy for 'full' capture: of the array, or of what TF makes of another value (None: nothing)."""
+    if isinstance(value, _ndarray):
+        return value.copy()
+    array = _converted(value)
+    return None if array is None else array.copy()
 
+
+def _converted(value: Any) -> np.ndarray | None:
+    """A returned non-array as graph mode converts it; None when TF could not convert it either."""
+    if isinstance(value, (bytes, str)):
+        return as_array(value)
+    try:
+        return convert_like_tf(value)
+    except Exception:
+        return None
+
+
+#: dtype kinds TF wraps without copying (ml_dtypes' bfloat16 and float8 are 'V' without fields)
+_NUMERIC_KINDS = frozenset("biufcV")
+#: What an unconvertible return value is described as (TF fails on it; the Tout check says how).
+_UNCONVERTIBLE = np.empty(0, dtype=object)
 
 #: dtype kinds whose buffer is the content (object arrays hold pointers, 'V' may hold objects)
 _PLAIN_KINDS = frozenset("biufcmMSU")
@@ -91,11 +110,14 @@ def describe(
         else:
             fp = fingerprint(array)
     else:
-        array = as_array(value)
+        # EagerTensors, objects with __array__, scalars, strings: described as TF converts them
+        # (never through repr(), which can be slow, lossy or raise)
+        converted = _converted(value)
+        array = converted if converted is not None else _UNCONVERTIBLE
         dtype = array.dtype
         kind = dtype.kind
         bits = FLAG_C_CONTIGUOUS
-        fp = fingerprint(value)
+        fp = fingerprint(array) if converted is not None else None
     nbytes = array.nbytes
     small = None
     if capture and data is None and kind in "biuf":  # 'full' without a copy still gets stats
@@ -110,6 +132,16 @@ def describe(
     # a plain tuple in RawArray's field order (exact tuples of atomic values are not tracked
     # by the garbage collector, NamedTuples are)
     return (array.shape, dtype, nbytes, fp, bits, aliases_input, will_be_copied, small, data, note)
+
+
+def tf_wraps_without_copy(array: np.ndarray) -> bool:
+    """Graph mode hands this returned buffer to a tensor as it is (C-contiguous, 64-byte aligned,
+    a plain numeric dtype): later writes to it change that tensor."""
+    return (
+        array.flags.c_contiguous
+        and array.dtype.kind in _NUMERIC_KINDS
+        and array.__array_interface__["data"][0] % TF_ALIGNMENT == 0
+    )
 
 
 def tf_will_copy(array: np.ndarray) -> bool | None:

@@ -8,6 +8,7 @@ attributed to the Python thread that started the graph: the window of activity i
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,10 @@ from . import active
 from .active import Plan
 from .recorder import Recorder
 from .trace import Trace
+
+#: ``TFNP_INSPECT=off`` (or 0, false, no) switches everything off without editing code: no hook
+#: is installed at import, and ``trace()``/``install()`` record nothing.
+DISABLED = os.environ.get("TFNP_INSPECT", "").strip().lower() in {"off", "0", "false", "no"}
 
 _lock = threading.RLock()
 _sinks: tuple[Recorder, ...] = ()
@@ -31,13 +36,28 @@ def _set_sinks(sinks: tuple[Recorder, ...]) -> None:
     was_active = bool(_sinks)
     _sinks = sinks
     if sinks and not was_active:
-        tf_hooks.patch(wrapper.patched_numpy_function, wrapper.observe_foreign)
+        tf_hooks.patch(wrapper.numpy_function, wrapper.registry_call)
     active.plan = Plan.of(sinks)
     if not sinks and was_active:
         tf_hooks.unpatch()
 
 
+def hook_tensorflow() -> None:
+    """Keep the declaration of every PyFunc op built from now on (called by ``import tfnp_inspect``).
+
+    Costs nothing per call: only graph construction goes through the hook, and TF is not imported
+    by it (the patch waits for TensorFlow's own import).
+    """
+    if DISABLED:
+        return
+    from . import tf_hooks, wrapper
+
+    tf_hooks.hook_construction(wrapper.on_build, wrapper.eager_call)
+
+
 def activate(rec: Recorder) -> None:
+    if DISABLED:
+        return
     with _lock:
         if rec not in _sinks:
             active.warned.clear()

@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.abc
+import importlib.machinery
 import os
 import sys
 import threading
@@ -130,6 +133,71 @@ def _autograph_origin(frame: Any) -> str | None:
 
 # -- patching -------------------------------------------------------------------------------------
 
+SCRIPT_OPS = "tensorflow.python.ops.script_ops"
+
+
+def registered_function(token: str) -> Any:
+    """What TF's registry holds for ``token`` (weakly): the callable its PyFunc kernel calls."""
+    return script_ops()._py_funcs.get(token, None)
+
+
+def is_eager_func(func: Any) -> bool:
+    """``tf.py_function`` registrations (EagerFunc) take tensors, not arrays: not ours to record."""
+    return isinstance(func, script_ops().EagerFunc)
+
+
+def hook_construction(on_build: Callable[[Any], Any], eager_call: Callable[[Any], Any]) -> None:
+    """Patch how TF builds PyFunc ops, as soon as ``script_ops`` is imported (now, if it is).
+
+    ``_internal_py_func`` and ``py_func_common`` are looked up as module globals by every public
+    entry point (``tf.numpy_function``, names imported earlier, ``tf.compat.v1.py_func``,
+    ``Dataset.from_generator``), so patching them reaches every op built from now on.
+    """
+
+    def patch(module: ModuleType) -> None:
+        with _lock:
+            if getattr(module, "_tfnp_inspect_hooked", False):
+                return
+            module._internal_py_func = on_build(module._internal_py_func)
+            module.py_func_common = eager_call(module.py_func_common)
+            module._tfnp_inspect_hooked = True
+
+    module = sys.modules.get(SCRIPT_OPS)
+    if module is not None:
+        patch(module)
+    else:
+        sys.meta_path.insert(0, _AfterImport(SCRIPT_OPS, patch))
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs ``then(module)`` right after ``name`` is imported, without importing anything itself."""
+
+    def __init__(self, name: str, then: Callable[[ModuleType], None]) -> None:
+        self.name = name
+        self.then = then
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != self.name:
+            return None
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if spec is None or spec.loader is None:
+            return spec
+        loader = spec.loader
+        then = self.then
+
+        class _Loader(importlib.abc.Loader):
+            def create_module(self, spec: Any) -> Any:
+                return loader.create_module(spec)
+
+            def exec_module(self, module: ModuleType) -> None:
+                loader.exec_module(module)  # type: ignore[union-attr]
+                then(module)
+
+        spec.loader = _Loader()
+        return spec
+
 
 def _alias_owners() -> list[Any]:
     module = tf()
@@ -143,11 +211,13 @@ def _alias_owners() -> list[Any]:
     return owners
 
 
-def patch(replacement: Callable[..., Any], observe_foreign: Callable[[Any, str], Any]) -> None:
-    """Route ``tf.numpy_function`` (and its compat aliases) and the PyFunc registry through us."""
+def patch(replacement: Callable[..., Any], registry_hook: Callable[[Any], Any]) -> None:
+    """While something records: ``tf.numpy_function`` (and its compat aliases) point to
+    ``replacement``, so that a trace shows where it is on, and TF's PyFunc registry calls go
+    through ``registry_hook(original_call)``."""
     global _saved_registry_call
     with _lock:
-        if _saved_aliases:
+        if _saved_registry_call is not None:
             return
         for owner in _alias_owners():
             if hasattr(owner, "numpy_function"):
@@ -155,7 +225,7 @@ def patch(replacement: Callable[..., Any], observe_foreign: Callable[[Any, str],
                 owner.numpy_function = replacement
         registry_class = script_ops().FuncRegistry
         _saved_registry_call = registry_class.__call__
-        registry_class.__call__ = _registry_hook(_saved_registry_call, observe_foreign)
+        registry_class.__call__ = registry_hook(_saved_registry_call)
 
 
 def unpatch() -> None:
@@ -170,27 +240,4 @@ def unpatch() -> None:
 
 
 def is_patched() -> bool:
-    return bool(_saved_aliases)
-
-
-#: Tokens of PyFunc ops whose registered function is already our instrumented wrapper.
-instrumented_tokens: set[str] = set()
-
-
-def _registry_hook(original_call: Callable[..., Any], observe_foreign: Callable[[Any, str], Any]) -> Any:
-    def __call__(self: Any, token: Any, device: Any, args: Any) -> Any:
-        if token in instrumented_tokens:
-            return original_call(self, token, device, args)
-        func = self.get(token, None)
-        if func is None or isinstance(func, script_ops().EagerFunc) or hasattr(func, "__tfnp_probe__"):
-            return original_call(self, token, device, args)
-        # A PyFunc registered before tracing started (or through an alias we could not patch):
-        # call it through an observer, then convert the result exactly as TF does.
-        ret = observe_foreign(func, token)(*args)
-        if isinstance(ret, bytes):
-            ret = [ret]
-        if isinstance(ret, (tuple, list)):
-            return [self._convert(x) for x in ret]
-        return self._convert(ret)
-
-    return __call__
+    return _saved_registry_call is not None

@@ -10,23 +10,31 @@ fallbacks), so it reads well in light and dark themes and outside JupyterLab.
 from __future__ import annotations
 
 import html
-import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
-import numpy as np
-
-from ..model.records import ArrayInfo, Hint, Invocation, Violation
+from ..model.records import ArrayInfo, Hint, Invocation, Violation, type_label
 from ..model.stats import FunctionStats, TraceStats, bucket_bounds
+from ..recording.probe import ORIGIN_UNDECLARED as UNDECLARED_ORIGIN
 from ..recording.replay import ReplayResult
 from ..recording.trace import Trace
+from .format import (
+    PREVIEW_MAX_CHARS,
+    array_notes,
+    array_preview,
+    human_bytes,
+    human_duration,
+    plural,
+)
 
-#: Arrays with more elements than this are previewed by their edges only.
-PREVIEW_THRESHOLD = 24
-PREVIEW_EDGE_ITEMS = 3
-#: Even a summarised preview can be long (one 1 MB string): cut it here.
-PREVIEW_MAX_CHARS = 600
+__all__ = [  # what the magics and users read from here (units and previews live in .format)
+    "PREVIEW_MAX_CHARS", "NameFilter", "Summary", "array_html", "array_preview", "human_bytes",
+    "human_duration", "invocation_html", "invocations_html", "invocations_text", "plural",
+    "stats_html", "stats_text", "summarize", "summary_html", "summary_text", "trace_html",
+    "trace_text", "violations_html", "violations_text",
+]
+
 #: Summaries list at most this many groups of violations (all are in ``trace.violations``).
 MAX_LISTED_VIOLATIONS = 50
 #: A group of violations names this many of its calls.
@@ -34,42 +42,6 @@ MAX_LISTED_CALLS = 5
 
 #: Decides which function names a summary includes (the magics' ``--filter``).
 NameFilter = Callable[[str], bool]
-
-# -- units ----------------------------------------------------------------------------------------
-
-
-def human_duration(ns: float) -> str:
-    """``1.23 ms``, ``45.6 µs``; an en dash when there is nothing to show (NaN)."""
-    if math.isnan(ns):
-        return "–"
-    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
-        if ns >= scale:
-            return f"{_three_digits(ns / scale)} {unit}"
-    return f"{ns:.0f} ns"
-
-
-_BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
-
-
-def human_bytes(count: float) -> str:
-    """``512 B``, ``1.50 KiB``, ``64.0 MiB``."""
-    unit = 0
-    while count >= 1024 and unit < len(_BYTE_UNITS) - 1:
-        count /= 1024
-        unit += 1
-    return f"{count:.0f} B" if unit == 0 else f"{_three_digits(count)} {_BYTE_UNITS[unit]}"
-
-
-def _three_digits(value: float) -> str:
-    if value >= 100:
-        return f"{value:.0f}"
-    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
-
-
-def plural(count: int, noun: str) -> str:
-    """``1 call``, ``2 calls``."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
 
 # -- HTML building blocks -------------------------------------------------------------------------
 
@@ -361,10 +333,33 @@ def _filtered(items: Iterable[Any], include: NameFilter | None) -> list[Any]:
     return [x for x in items if include is None or include(x.func_name)]
 
 
+def undeclared_note(trace: Trace) -> str:
+    """Calls of ops built before ``import tfnp_inspect`` (no declaration): which checks were skipped.
+
+    Empty when every recorded call had its declaration: a summary never says "No violations"
+    over calls whose Tout and stateless contracts could not be checked without saying so.
+    """
+    counts: Counter = Counter(
+        inv.func_name for inv in trace.invocations if inv.site.origin == UNDECLARED_ORIGIN
+    )
+    if not counts:
+        return ""
+    functions = ", ".join(f"{name} ({plural(n, 'call')})" for name, n in counts.most_common())
+    return (
+        f"{plural(sum(counts.values()), 'call')} observed without a declaration: {functions}. Their "
+        "ops were built before tfnp_inspect was imported, so TensorFlow kept no stateful flag, Tout "
+        "or call site for them and the tout-mismatch, nondeterministic and hidden-state checks were "
+        "skipped. Import tfnp_inspect (or run %load_ext tfnp_inspect) before building the graph, "
+        "then re-run the cell that defines it, to get every check."
+    )
+
+
 def trace_text(trace: Trace) -> str:
     """Concise: a header line with the counts, then the per-function table."""
     per_function = list(trace.stats().values())
-    return f"{_header(trace, per_function, len(per_function))}\n{_stats_table_text(per_function)}"
+    note = undeclared_note(trace)
+    table = _stats_table_text(per_function)
+    return "\n".join(filter(None, (_header(trace, per_function, len(per_function)), note, table)))
 
 
 def trace_html(trace: Trace) -> str:
@@ -379,32 +374,42 @@ class Summary(NamedTuple):
     violations: list[Violation]
     hints: list[Hint]
     quiet: bool  # only the violations (nothing at all when there are none)
+    undeclared: str = ""  # see undeclared_note
 
 
 def summarize(trace: Trace, quiet: bool = False, include: NameFilter | None = None) -> Summary:
     violations = _filtered(trace.violations, include)
+    undeclared = undeclared_note(trace)
     if quiet:
-        return Summary("", [], violations, [], True)
+        return Summary("", [], violations, [], True, undeclared)
     stats = trace.stats()
     per_function = [s for name, s in stats.items() if include is None or include(name)]
     hints = _distinct_hints(_filtered(trace.hints, include))  # the costly part: one pass
-    return Summary(_header(trace, per_function, len(stats)), per_function, violations, hints, False)
+    return Summary(_header(trace, per_function, len(stats)), per_function, violations, hints, False, undeclared)
 
 
 def summary_text(summary: Summary) -> str:
     if summary.quiet:
-        return violations_text(summary.violations) if summary.violations else ""
+        return "\n\n".join(filter(None, (
+            violations_text(summary.violations) if summary.violations else "", summary.undeclared,
+        )))
     parts = [summary.header, _stats_table_text(summary.per_function), violations_text(summary.violations)]
+    if summary.undeclared:
+        parts.insert(1, summary.undeclared)
     if summary.hints:
         parts.append(_hints_text(summary.hints))
     return "\n\n".join(parts)
 
 
 def summary_html(summary: Summary) -> str:
+    undeclared = _muted(summary.undeclared) if summary.undeclared else ""
     if summary.quiet:
-        return _report(_violations_section_html(summary.violations)) if summary.violations else ""
+        if not summary.violations and not undeclared:
+            return ""
+        return _report(*filter(None, (_violations_section_html(summary.violations) if summary.violations else "", undeclared)))
     parts = [
         _title(summary.header),
+        undeclared,
         _stats_table_html(summary.per_function),
         _violations_section_html(summary.violations),
     ]
@@ -419,7 +424,7 @@ _INVOCATIONS_HEADERS = ("call", "function", "mode", "duration", "inputs", "outpu
 
 
 def _signature(arrays: Iterable[ArrayInfo]) -> str:
-    return ", ".join(f"{a.dtype}{list(a.shape)}" for a in arrays)
+    return ", ".join(type_label(a.dtype, a.shape) for a in arrays)
 
 
 def _status(invocation: Invocation) -> str:
@@ -494,23 +499,6 @@ def invocation_html(invocation: Invocation) -> str:
 _ARRAY_HEADERS = ("", "dtype", "shape", "size", "stats", "notes", "contents")
 
 
-PREVIEW_MAX_LINES = 12
-
-
-def array_preview(data: np.ndarray) -> str:
-    """numpy's own summarised printing (edges only for big arrays), bounded in length and in
-    height (an image's nested rows would otherwise fill the screen)."""
-    text = np.array2string(
-        data, threshold=PREVIEW_THRESHOLD, edgeitems=PREVIEW_EDGE_ITEMS, precision=6, max_line_width=100,
-    )
-    lines = [line for line in text.splitlines() if line.strip()]  # drop the blank separators
-    if len(lines) > PREVIEW_MAX_LINES:
-        text = "\n".join(lines[:PREVIEW_MAX_LINES]) + f"\n… ({len(lines) - PREVIEW_MAX_LINES} more lines)"
-    else:
-        text = "\n".join(lines)
-    return text if len(text) <= PREVIEW_MAX_CHARS else text[:PREVIEW_MAX_CHARS] + " …"
-
-
 def _array_stats(info: ArrayInfo) -> str:
     s = info.stats
     if s is None:
@@ -528,23 +516,6 @@ def _array_stats(info: ArrayInfo) -> str:
     return text
 
 
-def _array_notes(info: ArrayInfo) -> str:
-    notes = []
-    if info.shares_tensor_memory:
-        notes.append("view of a TF tensor buffer")
-    if info.aliases_input is not None:
-        notes.append(f"shares memory with input {info.aliases_input}")
-    if info.will_be_copied:
-        notes.append("TF copies it")
-    if not info.writeable:
-        notes.append("read-only")
-    if not info.c_contiguous:
-        notes.append("not C-contiguous")
-    if info.capture_note:
-        notes.append(info.capture_note)
-    return "; ".join(notes)
-
-
 def _array_cells(label: str, info: ArrayInfo) -> list[Any]:
     if info.data is not None:
         contents: Any = _pre(array_preview(info.data))
@@ -552,7 +523,7 @@ def _array_cells(label: str, info: ArrayInfo) -> list[Any]:
         contents = f"fingerprint {info.fingerprint:016x}" if info.fingerprint is not None else ""
     return [
         label, info.dtype, list(info.shape), human_bytes(info.nbytes), _array_stats(info),
-        _array_notes(info), contents,
+        "; ".join(array_notes(info)), contents,
     ]
 
 

@@ -234,7 +234,8 @@ def prebuilt(x: np.ndarray) -> np.ndarray:
     return x + 10
 
 
-def test_graphs_built_before_tracing_are_observed_through_the_registry() -> None:
+def test_graphs_built_before_tracing_keep_their_declaration() -> None:
+    """Ops built after ``import tfnp_inspect`` but before tracing get every check (issue 12)."""
     function = tf.function(lambda v: tf.numpy_function(prebuilt, [v], tf.float32))
     dataset = tf.data.Dataset.range(6).map(
         lambda i: tf.numpy_function(prebuilt, [i], tf.int64), num_parallel_calls=4
@@ -250,9 +251,9 @@ def test_graphs_built_before_tracing_are_observed_through_the_registry() -> None
     assert len(records) == 7
     for record in records:
         assert record.func_name == "prebuilt"
-        assert record.site.origin == "registry" and record.mode == "graph"
-        assert record.stateful is None and record.call_site is None  # what TF does not keep
-        assert record.op_name is not None and record.op_name.startswith("pyfunc_")
+        assert record.site.origin == "wrapper" and record.mode == "graph"
+        assert record.stateful is True and record.call_site is not None  # kept at construction
+        assert record.site.token is not None and record.site.token.startswith("pyfunc_")
         assert record.error is None and len(record.inputs) == len(record.outputs) == 1
     vector = [r for r in records if r.inputs[0].shape == (3,)]
     assert len(vector) == 1 and vector[0].inputs[0].shares_tensor_memory
@@ -273,7 +274,7 @@ def test_prebuilt_graphs_are_checked_too() -> None:
     with npi.trace() as t:
         function(tf.ones([2]))
     (record,) = t.invocations
-    assert record.site.origin == "registry"
+    assert record.site.origin == "wrapper"
     assert [v.kind for v in record.violations] == ["mutated-input"]
 
 

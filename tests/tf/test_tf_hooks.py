@@ -112,10 +112,16 @@ def replacement(*args: Any, **kwargs: Any) -> Any:
 OBSERVED: list[tuple[str, str]] = []
 
 
-def observing(func: Any, token: str) -> Callable[..., Any]:
-    """An observer for the registry hook that notes what it was given and changes nothing."""
-    OBSERVED.append((getattr(func, "__name__", "?"), token))
-    return func
+def observing(original_call: Callable[..., Any]) -> Callable[..., Any]:
+    """A registry hook that notes which token and function TF calls, and changes nothing."""
+
+    def __call__(self: Any, token: Any, device: Any, args: Any) -> Any:
+        func = self.get(token, None)
+        if func is not None and not tf_hooks.is_eager_func(func):
+            OBSERVED.append((getattr(func, "__name__", "?"), token))
+        return original_call(self, token, device, args)
+
+    return __call__
 
 
 @pytest.fixture
@@ -147,6 +153,13 @@ def test_patch_and_unpatch_restore_the_exact_objects() -> None:
     assert script_ops.FuncRegistry.__dict__["__call__"] is ORIGINAL_REGISTRY_CALL
 
 
+def test_construction_hooks_are_in_place_from_import() -> None:
+    """``import tfnp_inspect`` hooked how TF builds PyFunc ops (and nothing TF registers)."""
+    assert getattr(script_ops, "_tfnp_inspect_hooked", False)
+    assert script_ops._internal_py_func.__module__ == "tfnp_inspect.recording.wrapper"
+    assert script_ops.py_func_common.__module__ == "tfnp_inspect.recording.wrapper"
+
+
 RETURNS: dict[str, tuple[Any, Any]] = {
     "array": (lambda: np.arange(3, dtype=np.float32), tf.float32),
     "fortran": (lambda: np.asfortranarray(np.ones((2, 3), np.float32)), tf.float32),
@@ -174,7 +187,7 @@ def _prebuilt(case: str) -> Callable[[], Any]:
         result = TF_NUMPY_FUNCTION(returning, [tf.ones([1])], tout)
         return tf.constant(0) if isinstance(result, tf.Operation) else result
 
-    outcome(run)  # it ran once before anything was hooked
+    outcome(run)  # it ran once before anything recorded
     return run
 
 
@@ -187,36 +200,34 @@ def outcome(run: Callable[[], Any]) -> Any:
 
 @pytest.mark.parametrize("case", list(RETURNS))
 def test_registry_hook_converts_results_exactly_as_tf(case: str) -> None:
-    run = _prebuilt(case)  # a graph built before the hook, as in a notebook
+    run = _prebuilt(case)  # a graph built before recording, as in a notebook
     expected = outcome(run)
-    tf_hooks.patch(replacement, observing)
-    OBSERVED.clear()
-    try:
-        hooked_outcome = outcome(run)
-    finally:
-        tf_hooks.unpatch()
-    assert hooked_outcome == expected
-    assert [name for name, _ in OBSERVED] == ["returning"]  # it went through the observer
-    assert OBSERVED[0][1].startswith("pyfunc_")
+    with npi.trace() as t:
+        recorded_outcome = outcome(run)
+    assert recorded_outcome == expected
+    (record,) = t.invocations  # it went through the probe
+    assert record.func_name.endswith("returning") and record.site.token.startswith("pyfunc_")
 
 
-def test_registry_hook_passes_py_function_through(hooked: None) -> None:
+def test_registry_hook_passes_py_function_through() -> None:
     @tf.function
     def run(v: tf.Tensor) -> tf.Tensor:
         return tf.py_function(lambda x: x * 3, [v], tf.float32)
 
-    assert run(tf.ones([2])).numpy().tolist() == [3.0, 3.0]
-    assert OBSERVED == []  # EagerFunc callbacks are not numpy functions
+    with npi.trace() as t:
+        assert run(tf.ones([2])).numpy().tolist() == [3.0, 3.0]
+    assert t.invocations == []  # EagerFunc callbacks are not numpy functions
 
 
-def test_registry_hook_passes_instrumented_functions_through(hooked: None) -> None:
+def test_our_numpy_function_is_recorded_once() -> None:
     run = tf.function(lambda v: npi.numpy_function(double, [v], tf.float32))
-    assert run(tf.ones([2])).numpy().tolist() == [2.0, 2.0]
-    assert OBSERVED == []  # our own wrapper records for itself
+    with npi.trace() as t:
+        assert run(tf.ones([2])).numpy().tolist() == [2.0, 2.0]
+    assert [r.func_name for r in t.invocations] == ["double"]
 
 
-def test_registry_hook_keeps_the_unknown_token_error(hooked: None) -> None:
-    with pytest.raises(ValueError, match="Could not find callback with key=no-such-token"):
+def test_registry_hook_keeps_the_unknown_token_error() -> None:
+    with npi.trace(), pytest.raises(ValueError, match="Could not find callback with key=no-such-token"):
         script_ops._py_funcs(token="no-such-token", device=None, args=[])
 
 

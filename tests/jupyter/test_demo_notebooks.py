@@ -16,7 +16,7 @@ from types import ModuleType
 import nbformat
 import pytest
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "demo_notebooks"
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "demo_notebooks"
 RAISES = "raises-exception"
 
 

@@ -2,8 +2,9 @@
 
 Every behaviour is checked eagerly, inside ``tf.function`` and in ``tf.data.Dataset.map`` with
 parallel calls (the two graph modes run the function on TensorFlow's own threads, with
-zero-copy inputs). Imported by the test modules as ``core_helpers`` (pytest puts ``tests/`` on
-``sys.path``). ``tests/conftest.py`` fails any test that leaves tracing on or checks disabled.
+zero-copy inputs). Imported by the test modules as ``core_helpers`` (pytest puts ``tests/tf/`` on
+``sys.path``); the fixtures are in ``conftest.py`` beside it, and ``tests/conftest.py`` fails any
+test that leaves tracing on or checks disabled.
 """
 
 from __future__ import annotations
