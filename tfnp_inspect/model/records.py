@@ -434,14 +434,14 @@ class Invocation(tuple):
         return hash(self._key())
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Invocation):
-            return NotImplemented
-        return self._key() == other._key()
+        if isinstance(other, Invocation):
+            return self._key() == other._key()
+        # a bare row is not a call: answered here, before tuple's own comparison of the arrays
+        return False if isinstance(other, tuple) else NotImplemented
 
     def __ne__(self, other: object) -> bool:
-        if not isinstance(other, Invocation):
-            return NotImplemented
-        return self._key() != other._key()
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
 
     def __repr__(self) -> str:
         ins = ", ".join(_short(a) for a in self[C_RAW_INPUTS])
