@@ -291,7 +291,7 @@ class CallProbe:
             return ()
         hints: list[Hint] = []
         if site.stateful:
-            self._collect_stateless_evidence(bool(changed or violations), getattr(watch, "complete", True), seq, hints)  # TODO-LEAD
+            self._collect_stateless_evidence(bool(changed or violations), watch.complete, seq, hints)
         return tuple(hints)
 
     def _record_failure(
