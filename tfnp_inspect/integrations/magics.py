@@ -311,6 +311,9 @@ class NpFuncMagics(Magics):
                 f"last %%npfunc cell: {render.plural(last.total, 'call')}, "
                 f"{render.plural(len(last.violations), 'violation')}"
             )
+        undeclared = render.undeclared_note(self._source())
+        if undeclared:
+            lines.append(undeclared)
         return "\n".join(lines)
 
     def _source(self) -> Trace:

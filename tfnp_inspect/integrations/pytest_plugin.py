@@ -59,6 +59,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
         return (yield)
     from ..recording.session import trace
 
+    from ..views.render import undeclared_note
+
     with trace() as recorded:
         try:
             result = yield
@@ -67,6 +69,9 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
             if recorded.violations:
                 item.add_report_section("call", SECTION, failure_text(recorded.violations))
             raise
+    undeclared = undeclared_note(recorded)
+    if undeclared:  # the report says which contracts could not be checked, never a bare pass
+        item.add_report_section("call", SECTION, undeclared)
     if recorded.violations:
         pytest.fail(failure_text(recorded.violations), pytrace=False)
     return result
