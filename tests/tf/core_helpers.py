@@ -194,3 +194,14 @@ def run_threads(targets: list[Callable[[], None]]) -> list[BaseException]:
     stuck = [t.name for t in threads if t.is_alive()]
     assert not stuck, f"threads still running after {JOIN_TIMEOUT_S}s (deadlock?): {stuck}"
     return errors
+
+
+def forget_declarations(func_name: str) -> None:
+    """Make the ops already built for ``func_name`` look as if they were built before
+    ``import tfnp_inspect`` (TF kept no declaration): their calls then have origin 'registry'.
+    A subprocess test covers the real thing (tests/tf/test_real_programs.py)."""
+    from tfnp_inspect.recording import wrapper
+
+    for token, probe in list(wrapper._probes.items()):
+        if probe is not None and probe.site.func_name == func_name:
+            del wrapper._probes[token]
