@@ -78,7 +78,9 @@ class Pair:
     bare: Timing = field(default_factory=lambda: Timing(float("inf"), float("inf")))
 
     def add(self, instrumented: Timing, bare: Timing) -> None:
-        self.instrumented = Timing(min(self.instrumented.wall, instrumented.wall), min(self.instrumented.cpu, instrumented.cpu))
+        self.instrumented = Timing(
+            min(self.instrumented.wall, instrumented.wall), min(self.instrumented.cpu, instrumented.cpu)
+        )
         self.bare = Timing(min(self.bare.wall, bare.wall), min(self.bare.cpu, bare.cpu))
 
     @property

@@ -1,8 +1,9 @@
 """What an open TracePanel costs a busy traced loop (goal: at most 5%).
 
 A ``tf.function`` runs a ``tf.while_loop`` of ``tf.numpy_function`` calls (a pure function,
-declared stateless) while ``trace()`` is recording; the same loop is timed with and without a live panel attached to that trace,
-alternating in one process so that both see the same machine state and a full ring buffer.
+declared stateless) while ``trace()`` is recording; the same loop is timed with and without a
+live panel attached to that trace, alternating in one process so that both see the same machine
+state and a full ring buffer.
 Both wall time and this process's CPU time (all threads) are reported: on a shared machine the
 CPU time is the steadier measure of what the panel costs. Each timed run starts from a full
 garbage collection, so that a run does not pay for the previous one's garbage (building a panel
@@ -88,7 +89,7 @@ def measure(iterations: int, rounds: int, interval: float) -> None:
     for index, clock in enumerate(("wall", "CPU")):
         bare_s = statistics.median(run[index] for run in bare)
         panel_s = statistics.median(run[index] for run in with_panel)
-        paired = statistics.median(p[index] / b[index] for p, b in zip(with_panel, bare))
+        paired = statistics.median(p[index] / b[index] for p, b in zip(with_panel, bare, strict=True))
         print(f"{clock:>4} time: {bare_s * per_call:6.2f} us/call without panel, "
               f"{panel_s * per_call:6.2f} with; ratio {panel_s / bare_s:.3f}, median of paired "
               f"runs {paired:.3f} (overhead {100 * (paired - 1):+.1f}%)")

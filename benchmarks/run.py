@@ -109,7 +109,9 @@ def cells(row: Row) -> tuple[str, ...]:
 def text_table(rows: list[Row]) -> str:
     table = [COLUMNS, *(cells(row) for row in rows)]
     widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
-    lines = ["  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip() for line in table]
+    lines = [
+        "  ".join(value.ljust(width) for value, width in zip(line, widths, strict=True)).rstrip() for line in table
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 

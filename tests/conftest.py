@@ -10,11 +10,11 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import pytest  # noqa: E402
+import pytest
 
-import tfnp_inspect  # noqa: E402
-from tfnp_inspect.checks.switches import switches  # noqa: E402
-from tfnp_inspect.recording import session  # noqa: E402
+import tfnp_inspect
+from tfnp_inspect.checks.switches import switches
+from tfnp_inspect.recording import session
 
 
 @pytest.fixture(autouse=True)

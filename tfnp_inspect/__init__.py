@@ -12,10 +12,10 @@ Jupyter: ``%load_ext tfnp_inspect``, then ``%%npfunc`` and ``%npfunc``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
+from ._version import __version__ as __version__
 from .checks.switches import switches as _switches
 from .model import seams as _seams
 from .model.naming import function_name
@@ -33,10 +33,10 @@ from .model.records import (
     set_task_label,
 )
 from .model.stats import FunctionStats, TraceStats
+from .recording import session as _session_hooks
 from .recording.active import ViolationError, ViolationWarning
 from .recording.recorder import Recorder, Subscription
 from .recording.replay import replay
-from .recording import session as _session_hooks
 from .recording.session import (
     install,
     is_active,
@@ -55,11 +55,18 @@ _session_hooks.hook_tensorflow()
 _seams.provide("views", lambda: import_module(".views.render", __name__))
 _seams.provide("io", lambda: import_module(".io", __name__))
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:  # provided on first use by __getattr__ below
+    from .io import TraceFileError, load
+    from .views.panel import TracePanel
 
 
 def disable_check(kind: str | list[str], func: Any = None) -> None:
-    """Switch a check kind off for every function, or only for ``func`` (a callable or name)."""
+    """Switch a check kind off for every function, or only for ``func`` (a callable or name).
+
+    ``kind`` is one of :data:`VIOLATION_KINDS` or a list of them (ValueError for an unknown
+    one, TypeError for anything but a str or a list of str); ``func`` is None, a callable or a
+    function name as records show it (TypeError otherwise).
+    """
     _switches.disable(kind, func)
 
 
@@ -93,10 +100,36 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 
 __all__ = [
-    "HINT_KINDS", "VIOLATION_KINDS", "ArrayInfo", "ArrayStats", "CallSite", "ErrorInfo",
-    "FunctionStats", "Hint", "Invocation", "Options", "Recorder", "Subscription", "Trace",
-    "TraceStats", "Violation", "ViolationError", "ViolationWarning", "disable_check",
-    "enable_check", "function_name", "install", "is_active", "is_installed", "load",
-    "numpy_function", "recorder", "replay", "set_task_label", "trace", "uninstall", "TracePanel",
+    "HINT_KINDS",
+    "VIOLATION_KINDS",
+    "ArrayInfo",
+    "ArrayStats",
+    "CallSite",
+    "ErrorInfo",
+    "FunctionStats",
+    "Hint",
+    "Invocation",
+    "Options",
+    "Recorder",
+    "Subscription",
+    "Trace",
     "TraceFileError",
+    "TracePanel",
+    "TraceStats",
+    "Violation",
+    "ViolationError",
+    "ViolationWarning",
+    "disable_check",
+    "enable_check",
+    "function_name",
+    "install",
+    "is_active",
+    "is_installed",
+    "load",
+    "numpy_function",
+    "recorder",
+    "replay",
+    "set_task_label",
+    "trace",
+    "uninstall",
 ]

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 import tfnp_inspect as npi
-from core_helpers import assert_tracing_off, python_threads
 from tfnp_inspect.model.options import Options
+
+from core_helpers import assert_tracing_off, python_threads
 
 
 @pytest.fixture

@@ -180,7 +180,7 @@ def run_threads(targets: list[Callable[[], None]]) -> list[BaseException]:
         def run() -> None:
             try:
                 target()
-            except BaseException as exc:  # reported to the test, which fails on it
+            except BaseException as exc:  # noqa: BLE001 - reported to the test, which fails on it
                 errors.append(exc)
 
         return run

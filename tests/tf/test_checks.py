@@ -19,6 +19,7 @@ import tensorflow as tf
 
 import tfnp_inspect as npi
 from tfnp_inspect.recording.arrays import COPY_HINT_MIN_BYTES
+
 from core_helpers import MODES, TF_NUMPY_FUNCTION, by_function, error_core, kinds_of, run_in_mode, source_line
 
 pytestmark = [
@@ -631,7 +632,7 @@ def test_warning_once_per_function_and_kind(mode: str) -> None:
         with npi.trace() as t:
             # each call changes its input (the graph modes reuse one input tensor for all runs)
             for func in (negates_in_place, adds_in_place):
-                run_in_mode(mode, lambda v: npi.numpy_function(func, [v], tf.float32), [fresh_input()], repeat=4)  # site: warned
+                run_in_mode(mode, lambda v: npi.numpy_function(func, [v], tf.float32), [fresh_input()], repeat=4)  # noqa: B023  # site: warned
     found = violation_warnings(caught)
     assert len(found) == 2 and len(t.violations) == 8
     assert sorted(str(w.message).split(" ")[1] for w in found) == ["adds_in_place", "negates_in_place"]

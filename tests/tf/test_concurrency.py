@@ -132,7 +132,7 @@ def test_appends_racing_reads_stay_consistent() -> None:
 
     threads = [threading.Thread(target=writer, args=(k,)) for k in range(writers)]
     watcher = threading.Thread(target=reader)
-    for thread in threads + [watcher]:
+    for thread in [*threads, watcher]:
         thread.start()
     for thread in threads:
         thread.join()

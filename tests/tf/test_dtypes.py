@@ -22,9 +22,17 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tfnp_inspect as npi
-from core_helpers import MODES, TF_NUMPY_FUNCTION, error_core, normalize, run_in_mode
-from core_helpers import assert_complete, assert_tracing_off
 from tfnp_inspect.recording.arrays import MAX_CAPTURE_ARRAY_BYTES
+
+from core_helpers import (
+    MODES,
+    TF_NUMPY_FUNCTION,
+    assert_complete,
+    assert_tracing_off,
+    error_core,
+    normalize,
+    run_in_mode,
+)
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -42,7 +50,7 @@ def outcome(run: Callable[[], Any]) -> tuple[str, Any]:
     """What the user sees: ('ok', normalized result) or ('raised', error type and message core)."""
     try:
         return "ok", normalize(run())
-    except Exception as exc:  # compared, type and text, with TF's own outcome
+    except Exception as exc:  # noqa: BLE001 - compared, type and text, with TF's own outcome
         return "raised", (type(exc), error_core(exc))
 
 
@@ -182,7 +190,7 @@ ZERO_SIZE_SHAPES = [(0,), (3, 0), (0, 2, 0)]
 @pytest.mark.parametrize("shape", ZERO_SIZE_SHAPES, ids=str)
 @pytest.mark.parametrize("mode", MODES)
 def test_zero_size_arrays(mode: str, shape: tuple[int, ...], dtype: tf.DType) -> None:
-    trace, (kind, result) = traced_and_bare(mode, identity, [tf.zeros(shape, dtype)], dtype, capture="full")
+    trace, (kind, _result) = traced_and_bare(mode, identity, [tf.zeros(shape, dtype)], dtype, capture="full")
     assert kind == "ok"
     (record,) = assert_complete(trace, 1)
     for info in (*record.inputs, *record.outputs):

@@ -19,10 +19,11 @@ import pytest
 import tensorflow as tf
 
 import tfnp_inspect as npi
-from core_helpers import forget_declarations
 from tfnp_inspect.io import TraceFileError, dataframe
 from tfnp_inspect.io import trace_file as file_format
 from tfnp_inspect.model.records import dtype_name
+
+from core_helpers import forget_declarations
 
 pytestmark = pytest.mark.timeout(120)
 

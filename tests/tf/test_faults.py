@@ -16,13 +16,14 @@ import pytest
 import tensorflow as tf
 
 import tfnp_inspect as npi
+
 from core_helpers import (
     GRAPH_MODES,
-    assert_complete,
-    assert_tracing_off,
     MODES,
     RECORDED_MODE,
     TF_NUMPY_FUNCTION,
+    assert_complete,
+    assert_tracing_off,
     error_core,
     normalize,
     run_in_mode,
@@ -43,7 +44,7 @@ def outcome(action: Callable[[], Any]) -> tuple[str, Any]:
     """('ok', normalized result) or ('raised', the exception), BaseException included."""
     try:
         return "ok", normalize(action())
-    except BaseException as exc:  # KeyboardInterrupt and SystemExit are the point here
+    except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt and SystemExit are the point here
         return "raised", exc
 
 

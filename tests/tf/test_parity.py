@@ -18,6 +18,7 @@ import pytest
 import tensorflow as tf
 
 import tfnp_inspect as npi
+
 from core_helpers import (
     GRAPH_MODES,
     MODES,
@@ -112,14 +113,14 @@ def test_every_dtype_keeps_values_dtype_and_shape(impl: Impl, mode: str) -> None
     assert len(runs) == 2
     for outputs in runs:
         assert len(outputs) == len(DTYPES)
-        for dtype, out in zip(DTYPES, outputs):
+        for dtype, out in zip(DTYPES, outputs, strict=False):
             assert out.dtype == dtype
             assert tuple(out.shape) == (3,)
             expected = np.array(DTYPE_VALUES[dtype][::-1], dtype=object if dtype == tf.string else dtype.as_numpy_dtype)
             assert out.numpy().tolist() == expected.tolist(), dtype.name
     assert len(RECEIVED) == 2
     for received in RECEIVED:
-        for dtype, (array_dtype, item_type) in zip(DTYPES, received):
+        for dtype, (array_dtype, item_type) in zip(DTYPES, received, strict=False):
             if dtype == tf.string:  # tf.string arrives as an object array of bytes
                 assert array_dtype == np.dtype(object) and item_type is bytes
             else:
@@ -425,7 +426,7 @@ def outcome(numpy_function: Callable[..., Any], mode: str, case: str) -> Any:
     return ("returns", [normalize(r) for r in runs])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tf_outcome(mode: str, case: str) -> Any:
     return outcome(TF_NUMPY_FUNCTION, mode, case)
 

@@ -18,6 +18,7 @@ import tensorflow as tf
 import xxhash
 
 import tfnp_inspect as npi
+
 from core_helpers import GRAPH_MODES, MODES, RECORDED_MODE, run_in_mode, source_line
 
 pytestmark = [
@@ -242,9 +243,9 @@ def test_site_gives_the_function_back_while_it_lives(mode: str) -> None:
                  "bound method": lambda: doubler.method}  # a fresh bound method object per access
     with npi.trace() as t:
         for get in functions.values():
-            run_in_mode(mode, lambda v: npi.numpy_function(get(), [v], tf.float32), [np.ones(2, np.float32)])
+            run_in_mode(mode, lambda v: npi.numpy_function(get(), [v], tf.float32), [np.ones(2, np.float32)])  # noqa: B023 - run at once
     gc.collect()
-    found = {name: record.site.func for name, record in zip(functions, t.invocations)}
+    found = {name: record.site.func for name, record in zip(functions, t.invocations, strict=False)}
     assert found == {name: get() for name, get in functions.items()}  # for replay
 
 

@@ -22,6 +22,8 @@ import pytest
 import tensorflow as tf
 
 import tfnp_inspect as npi
+from tfnp_inspect.recording.recorder import VIOLATION_HISTORY
+
 from core_helpers import (
     TF_NUMPY_FUNCTION,
     assert_aggregates_exact,
@@ -30,7 +32,6 @@ from core_helpers import (
     run_threads,
     xxh3,
 )
-from tfnp_inspect.recording.recorder import VIOLATION_HISTORY
 
 pytestmark = pytest.mark.filterwarnings("ignore::tfnp_inspect.ViolationWarning")
 
@@ -236,7 +237,7 @@ def test_the_function_is_not_kept_alive_after_stress(no_leaks: None) -> None:
 
     def worker() -> None:
         for _ in range(calls_per_thread):
-            npi.numpy_function(func, [np.ones(2, np.float32)], tf.float32)
+            npi.numpy_function(func, [np.ones(2, np.float32)], tf.float32)  # noqa: F821 - deleted below, on purpose
 
     with npi.trace() as trace:
         errors = run_threads([worker] * 4)

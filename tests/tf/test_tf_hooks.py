@@ -14,8 +14,9 @@ import tensorflow as tf
 from tensorflow.python.ops import script_ops
 
 import tfnp_inspect as npi
-from core_helpers import ALIASES, ORIGINAL_REGISTRY_CALL, TF_NUMPY_FUNCTION, error_core, normalize, source_line
 from tfnp_inspect.recording import tf_hooks
+
+from core_helpers import ALIASES, ORIGINAL_REGISTRY_CALL, TF_NUMPY_FUNCTION, error_core, normalize, source_line
 
 pytestmark = [
     pytest.mark.timeout(120),

@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 import tfnp_inspect as npi
+
 from core_helpers import (
     ALIASES,
     MODES,

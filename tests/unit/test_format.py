@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import fabricate
-from tfnp_inspect.model.records import array_info
 from tfnp_inspect.model.jsonable import json_safe
+from tfnp_inspect.model.records import array_info
 from tfnp_inspect.views import format as fmt
+
+import fabricate
 
 
 @pytest.mark.parametrize(

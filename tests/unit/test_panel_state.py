@@ -7,10 +7,11 @@ import threading
 
 import numpy as np
 
-import fabricate
 import tfnp_inspect as npi
 from tfnp_inspect.model.records import ProcessInfo
 from tfnp_inspect.views.panel import feed, state
+
+import fabricate
 
 
 def entries_of(invocations):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import fabricate
 import tfnp_inspect as npi
 from tfnp_inspect.integrations import pytest_plugin
 from tfnp_inspect.recording.replay import ReplayError, replay
+
+import fabricate
 
 
 def test_failure_text_lists_each_violation_once_with_its_calls():

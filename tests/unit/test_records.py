@@ -8,18 +8,19 @@ import math
 import numpy as np
 import pytest
 
-import fabricate
 import tfnp_inspect as npi
 from tfnp_inspect.model import records
-from tfnp_inspect.model.records import CallRow, Invocation, ProcessInfo, RawArray
+from tfnp_inspect.model.records import CallRow, ProcessInfo, RawArray
+
+import fabricate
 
 
 def test_named_positions_follow_the_declarations():
     for prefix, declaration in (("A_", RawArray), ("C_", CallRow)):
         for index, name in enumerate(declaration._fields):
             assert getattr(records, prefix + name.upper()) == index
-    assert records.S_FUNC_NAME == npi.CallSite._fields.index("func_name")
-    assert records.P_TASK == ProcessInfo._fields.index("task")
+    assert npi.CallSite._fields.index("func_name") == records.S_FUNC_NAME
+    assert ProcessInfo._fields.index("task") == records.P_TASK
     assert records.V_KIND == 0 and npi.Violation("k", "f", 1, None, "m").row()[records.V_KIND] == "k"
 
 

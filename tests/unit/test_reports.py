@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import fabricate
 import tfnp_inspect as npi
 from tfnp_inspect.views import render
+
+import fabricate
 
 
 @pytest.fixture

@@ -8,10 +8,11 @@ import zipfile
 import numpy as np
 import pytest
 
-import fabricate
 import tfnp_inspect as npi
 from tfnp_inspect.io import TraceFileError, chrome_trace, export_trace, to_dataframe
 from tfnp_inspect.model.records import ProcessInfo
+
+import fabricate
 
 STRINGS = np.array([b"a", "é".encode(), b""], dtype=object)
 
@@ -58,7 +59,7 @@ def test_the_file_is_an_npz_without_pickle(trace, tmp_path):
 def test_loading_garbage_names_the_file(tmp_path):
     path = tmp_path / "garbage.npftrace"
     path.write_bytes(b"not a zip")
-    with pytest.raises(TraceFileError, match="garbage.npftrace"):
+    with pytest.raises(TraceFileError, match=r"garbage\.npftrace"):
         npi.load(path)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 class DeterminismMemory:
     """Bounded map from input contents to output contents for one stateless function."""
 
-    __slots__ = ("_seen", "_limit")
+    __slots__ = ("_limit", "_seen")
 
     def __init__(self, limit: int = 512) -> None:
         self._seen: dict[Any, tuple[Any, int]] = {}

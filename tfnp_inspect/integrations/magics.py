@@ -22,7 +22,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
-from IPython.utils.process import arg_split
+from IPython.utils.process import arg_split  # pyright: ignore[reportPrivateImportUsage] (re-exported)
 
 from ..model.options import CAPTURE_LEVELS, Options
 from ..model.records import VIOLATION_KINDS, Invocation
@@ -129,6 +129,8 @@ def _debugger_runner(debugger: Any) -> Runner:
 @magics_class
 class NpFuncMagics(Magics):
     """``%%npfunc`` and ``%npfunc``; state (the last cell's trace) lives on the instance."""
+
+    shell: Any  # the InteractiveShell that registered the magics (typed Optional by IPython)
 
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)

@@ -3,23 +3,27 @@ in every record, check, replay and trace file."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import xxhash
 
-_xxh3 = xxhash.xxh3_64_intdigest
-_ndarray = np.ndarray
+#: Anything with the buffer protocol (xxhash's stubs do not list ndarray and numpy scalars).
+_xxh3: Callable[[Any], int] = xxhash.xxh3_64_intdigest
+_ndarray: type[np.ndarray[Any, Any]] = np.ndarray
 
 
 def fingerprint(value: Any) -> int:
     """xxh3_64 of an array's logical contents (layout-independent; object items by value)."""
     if isinstance(value, _ndarray):
-        if value.dtype.hasobject:
-            return _object_fingerprint(value)
-        if value.flags.c_contiguous:
-            return _xxh3(value)
-        return _xxh3(np.ascontiguousarray(value))
+        # isinstance() leaves numpy's type parameters unknown (a cast would cost a call here)
+        array: np.ndarray[Any, Any] = value  # pyright: ignore[reportUnknownVariableType]
+        if array.dtype.hasobject:
+            return _object_fingerprint(array)
+        if array.flags.c_contiguous:
+            return _xxh3(array)
+        return _xxh3(np.ascontiguousarray(array))
     if isinstance(value, (bytes, str)):
         return _xxh3(value.encode() if isinstance(value, str) else value)
     if isinstance(value, np.generic) and not isinstance(value, np.object_):
@@ -48,16 +52,16 @@ def alias_root(array: np.ndarray) -> Any:
     numpy shortens chains of views, but not past an array whose base is a foreign object
     (a view of a TF input has the input array as base, whose base is the TF buffer).
     """
-    root = array
-    base = root.base
+    root: Any = array  # ends as any object with a buffer (TF's, mmap, bytes ...)
+    base: Any = root.base
     while base is not None:
         root = base
-        base = getattr(root, "base", None) if isinstance(root, _ndarray) else None
-    return root
+        base = root.base if isinstance(root, _ndarray) else None
+    return root  # pyright: ignore[reportUnknownVariableType] - isinstance() above, see fingerprint()
 
 
-def as_array(value: Any) -> np.ndarray:
+def as_array(value: Any) -> np.ndarray[Any, Any]:
     """Non-array values as TF would see them (bytes and str become tf.string, i.e. object)."""
     if isinstance(value, (bytes, str)):
         return np.array(value, dtype=object)
-    return np.asarray(value)
+    return np.asarray(value)  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]

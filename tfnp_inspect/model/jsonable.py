@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 
 def json_safe(value: Any) -> Any:
@@ -16,7 +16,8 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
+        mapping = cast("dict[Any, Any]", value)
+        return {key: json_safe(item) for key, item in mapping.items()}
     if isinstance(value, (list, tuple)):
-        return [json_safe(item) for item in value]
+        return [json_safe(item) for item in cast("list[Any] | tuple[Any, ...]", value)]
     return value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, cast
 
 from .records import VIOLATION_KINDS
 
@@ -83,13 +83,13 @@ def parse_checks(value: Any) -> frozenset[str]:
             return frozenset()
         items: Iterable[Any] = [part.strip() for part in value.split(",") if part.strip()]
     elif isinstance(value, Iterable):
-        items = list(value)
+        items = list(cast("Iterable[Any]", value))
     else:
         raise TypeError(
             "option 'checks' must be None, 'all', 'none', a comma-separated str or an iterable "
             f"of kinds, not {type(value).__name__}"
         )
-    kinds = set()
+    kinds: set[str] = set()
     for item in items:
         if not isinstance(item, str):
             raise TypeError(f"option 'checks' holds {item!r}; check kinds are str")

@@ -13,7 +13,7 @@ import os
 import socket
 import types
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -28,8 +28,12 @@ VIOLATION_KINDS: tuple[str, ...] = (
     "nondeterministic",
     "hidden-state",
     "tout-mismatch",
+    "shape-mismatch",
 )
-HINT_KINDS: tuple[str, ...] = ("could-be-stateless", "output-copied", "nonfinite")
+HINT_KINDS: tuple[str, ...] = (
+    "could-be-stateless", "output-copied", "nonfinite", "eager-conversion",
+    "unknown-shape", "serialized", "retraced",
+)
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ class Violation:
     message: str
     argument: str | None = None  # "input 0", "output 1", "global 'cache'", ...
 
-    def row(self) -> tuple:
+    def row(self) -> tuple[Any, ...]:
         """The plain tuple a stored invocation holds (see :class:`CallSite` on why)."""
         return (self.kind, self.func_name, self.seq, self.call_site, self.message, self.argument)
 
@@ -60,7 +64,7 @@ class Hint:
     seq: int
     message: str
 
-    def row(self) -> tuple:
+    def row(self) -> tuple[Any, ...]:
         """The plain tuple a stored invocation holds (see :class:`CallSite` on why)."""
         return (self.kind, self.func_name, self.seq, self.message)
 
@@ -164,9 +168,13 @@ FLAG_BUFFER_HASH = 1 << 18  # the fingerprint is xxh3 of the raw buffer (rehash 
 class CallSite(NamedTuple):
     """What is known about one ``numpy_function`` op; shared by all its invocations.
 
-    ``origin`` is ``'wrapper'`` for calls made through our ``numpy_function``, ``'registry'``
-    for calls through graphs built before tracing was on: those lack ``stateful``, ``tout``
-    and ``call_site`` (TensorFlow does not keep them anywhere we can read at call time).
+    ``origin`` is ``'wrapper'`` for ops whose declaration was kept when they were built (every op
+    built after ``import tfnp_inspect``), ``'generator'`` for ``Dataset.from_generator`` (named
+    after the user's generator), and ``'registry'`` for ops built before the import: those lack
+    ``stateful``, ``tout`` and ``call_site`` (TensorFlow keeps none of them at call time).
+    ``static_shapes`` holds what TF knows statically about each output, read when the op first
+    runs (so a ``set_shape`` after the op was built counts): a tuple of dimensions (None where
+    unknown) per output, or None for an unknown rank; None as a whole where nothing is known.
 
     Records, sites and process infos hold only atomic values (str, int, tuples of them), so
     the garbage collector stops tracking them: a full ring buffer then costs nothing at each
@@ -185,6 +193,7 @@ class CallSite(NamedTuple):
     origin: str = "wrapper"
     key: int = 0  # 0: no function kept (loaded from disk, or not weakly referenceable)
     defined_at: str | None = None  # file:line of the function's definition
+    static_shapes: tuple[tuple[int | None, ...] | None, ...] | None = None
 
     @property
     def func(self) -> Any:
@@ -193,14 +202,17 @@ class CallSite(NamedTuple):
         return ref() if ref is not None else None
 
 
-_site_functions: dict[int, weakref.ref] = {}
+_site_functions: dict[int, weakref.ref[Any]] = {}
 _site_keys = itertools.count(1)
 
 
 def remember_function(func: Any) -> int:
     """Keep a weak reference to ``func`` for replay; the key to put in its CallSite."""
     key = next(_site_keys)
-    forget = lambda _, key=key: _site_functions.pop(key, None)  # noqa: E731
+
+    def forget(_: object) -> None:
+        _site_functions.pop(key, None)
+
     try:
         # a bound method object dies at once: WeakMethod follows its object and function
         reference = weakref.WeakMethod if isinstance(func, types.MethodType) else weakref.ref
@@ -234,7 +246,7 @@ def current_process() -> ProcessInfo:
 def set_task_label(label: str | None) -> None:
     """Label this process's records (a tf.data service worker, a tf.distribute task ...)."""
     global _process
-    if label is not None and not isinstance(label, str):
+    if label is not None and not isinstance(label, str):  # pyright: ignore[reportUnnecessaryIsInstance]
         raise TypeError(f"task label must be a str or None, not {type(label).__name__}")
     _process = (socket.gethostname(), os.getpid(), label)
 
@@ -288,7 +300,8 @@ P_TASK = ProcessInfo._fields.index("task")
 V_KIND = [f.name for f in fields(Violation)].index("kind")
 
 
-_new_tuple = tuple.__new__
+#: ``tuple.__new__``: a view over a stored tuple without copying it into a NamedTuple's __init__.
+_new_tuple: Callable[..., Any] = tuple[Any, ...].__new__
 
 
 def _field(position: int, inner: int | None = None) -> Any:
@@ -299,7 +312,7 @@ def _field(position: int, inner: int | None = None) -> Any:
     return property(lambda self: self[position][inner])
 
 
-class Invocation(tuple):
+class Invocation(tuple[Any, ...]):
     """One call of a traced function (immutable).
 
     Recorders store each call as a plain tuple of plain tuples laid out as :class:`CallRow` (see
@@ -422,7 +435,7 @@ class Invocation(tuple):
 
     def replace(self, **changes: Any) -> Invocation:
         """A copy with some fields changed (gives one recorder a view fitted to its options)."""
-        values = dict(zip(CallRow._fields, self, strict=True))
+        values: dict[str, Any] = dict(zip(CallRow._fields, self, strict=True))
         del values["bytes_in"], values["bytes_out"]  # derived from the arrays again
         values.update(changes)
         return Invocation.create(**values)

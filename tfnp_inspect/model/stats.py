@@ -41,7 +41,7 @@ def bucket_bounds(bucket: int) -> tuple[int, int]:
 class DurationHistogram:
     """Streaming histogram of durations in nanoseconds."""
 
-    __slots__ = ("counts", "count")
+    __slots__ = ("count", "counts")
 
     def __init__(self) -> None:
         self.counts: dict[int, int] = {}
@@ -89,7 +89,7 @@ class FunctionStats:
     max_ns: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
-    violations: Counter = field(default_factory=Counter)
+    violations: Counter[str] = field(default_factory=Counter[str])
     histogram: DurationHistogram = field(default_factory=DurationHistogram, repr=False)
 
     def add(self, duration_ns: int, bytes_in: int, bytes_out: int, failed: bool, violations: Any) -> None:
@@ -193,8 +193,8 @@ class TraceStats(Mapping[str, FunctionStats]):
         return sum(s.calls for s in self._per_function.values())
 
     @property
-    def violations(self) -> Counter:
-        total: Counter = Counter()
+    def violations(self) -> Counter[str]:
+        total: Counter[str] = Counter()
         for s in self._per_function.values():
             total.update(s.violations)
         return total

@@ -70,7 +70,7 @@ def replay(
     args = replay_arguments(invocation)
     try:
         result = (runner or _call)(target, *args)
-    except Exception as exc:  # the function's own failure is a finding, not an error of replay
+    except Exception as exc:  # noqa: BLE001 - the function's own failure is a finding, not an error of replay
         return ReplayResult(invocation, (), exc, tuple(_compare_errors(invocation.error, exc)))
     returned = tuple(returned_items(result))
     if invocation.error is not None:
@@ -85,7 +85,7 @@ def replay_arguments(invocation: Invocation) -> list[Any]:
     inputs = invocation.inputs
     missing = [i for i, a in enumerate(inputs) if a.data is None]
     if missing:
-        notes = sorted({inputs[i].capture_note for i in missing if inputs[i].capture_note})
+        notes = sorted({note for i in missing if (note := inputs[i].capture_note)})
         why = f" ({'; '.join(notes)})" if notes else ""
         raise ReplayError(
             f"call #{invocation.seq} of {invocation.func_name} cannot be replayed: "
@@ -94,6 +94,7 @@ def replay_arguments(invocation: Invocation) -> list[Any]:
         )
     args = []
     for info in inputs:
+        assert info.data is not None  # checked above
         copy = info.data.copy()
         # Graph mode hands 0-d inputs over as numpy scalars (and tf.string ones as bytes).
         args.append(copy[()] if invocation.mode == "graph" and copy.ndim == 0 else copy)
@@ -130,7 +131,7 @@ def _compare_outputs(recorded: tuple[ArrayInfo, ...], returned: tuple[Any, ...])
         differences.append(
             f"the replay returned {len(returned)} value(s); the recorded call returned {len(recorded)}"
         )
-    for index, (old, value) in enumerate(zip(recorded, returned)):
+    for index, (old, value) in enumerate(zip(recorded, returned, strict=False)):  # counts differ: said above
         new = as_array(value)
         label = f"output {index}"
         if str(new.dtype) != old.dtype:

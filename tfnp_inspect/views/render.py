@@ -116,7 +116,7 @@ def _text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], numeric: 
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
 
     def line(row: list[str]) -> str:
-        padded = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        padded = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
         return "  ".join(padded).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
@@ -406,7 +406,8 @@ def summary_html(summary: Summary) -> str:
     if summary.quiet:
         if not summary.violations and not undeclared:
             return ""
-        return _report(*filter(None, (_violations_section_html(summary.violations) if summary.violations else "", undeclared)))
+        listed = _violations_section_html(summary.violations) if summary.violations else ""
+        return _report(*filter(None, (listed, undeclared)))
     parts = [
         _title(summary.header),
         undeclared,
