@@ -27,12 +27,12 @@ class CheckSwitches:
 
     def _update(self, kinds: Iterable[str], func: Any, add: bool) -> None:
         kinds = frozenset(_validate_kinds(kinds))
+        name = None if func is None else _function_key(func)
         with self._lock:
-            if func is None:
+            if name is None:
                 current = self.off_globally
                 self.off_globally = current | kinds if add else current - kinds
             else:
-                name = func if isinstance(func, str) else function_name(func)
                 current = self.off_per_function.get(name, frozenset())
                 updated = current | kinds if add else current - kinds
                 per_function = {**self.off_per_function, name: updated}
@@ -52,13 +52,31 @@ class CheckSwitches:
 
 
 def _validate_kinds(kinds: Iterable[str] | str) -> list[str]:
+    known = ", ".join(VIOLATION_KINDS)
     if isinstance(kinds, str):
         kinds = [kinds]
+    elif isinstance(kinds, (bytes, bytearray)) or not isinstance(kinds, Iterable):
+        raise TypeError(
+            f"a check kind must be a str or a list of str, not {type(kinds).__name__}; known kinds: {known}"
+        )
     kinds = list(kinds)
     for kind in kinds:
+        if not isinstance(kind, str):
+            raise TypeError(f"a check kind must be a str, not {type(kind).__name__} ({kind!r}); known kinds: {known}")
         if kind not in VIOLATION_KINDS:
-            raise ValueError(f"unknown check kind {kind!r}; known kinds: {', '.join(VIOLATION_KINDS)}")
+            raise ValueError(f"unknown check kind {kind!r}; known kinds: {known}")
     return kinds
+
+
+def _function_key(func: Any) -> str:
+    """The name checks are switched by: ``func`` itself when a str, else the callable's name."""
+    if isinstance(func, str):
+        return func
+    if not callable(func):
+        raise TypeError(
+            f"func must be a callable or a function name (str), not {type(func).__name__} ({func!r:.60})"
+        )
+    return function_name(func)
 
 
 switches = CheckSwitches()

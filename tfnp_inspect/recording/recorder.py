@@ -71,7 +71,7 @@ class Recorder:
     def __init__(self, options: Options | None = None, **kwargs: Any) -> None:
         self.options = Options.from_kwargs(options, **kwargs)
         self._lock = threading.Lock()
-        self._buffer: deque[Invocation] = deque()
+        self._buffer: deque[tuple[Any, ...]] = deque()  # rows (see CallRow)
         self._violations: deque[tuple] = deque(maxlen=VIOLATION_HISTORY)  # Violation rows
         self._stats: dict[str, FunctionStats] = {}
         self._listeners: tuple[Subscription, ...] = ()
@@ -143,7 +143,7 @@ class Recorder:
         for subscription in listeners:
             try:
                 subscription.listener(invocation)
-            except Exception as exc:  # a broken listener must never break the user's program
+            except Exception as exc:  # noqa: BLE001 - a broken listener must never break the user's program
                 self._unsubscribe(subscription)
                 warnings.warn(
                     f"tfnp_inspect: listener {subscription.listener!r} raised {exc!r} and was removed",
@@ -222,11 +222,13 @@ class Recorder:
         popleft = self._buffer.popleft
         for _ in range(count):
             old = popleft()
-            if self._full_capture:
+            # rows charged under 'full' give their bytes back whatever the level is now
+            # (they keep their payloads after a switch to 'summary' or 'none')
+            if self._captured_bytes:
                 self._captured_bytes -= captured_bytes(old)
         self._evicted += count
 
-    def _visible(self) -> list[tuple]:
+    def _visible(self) -> list[tuple[Any, ...]]:
         """The newest ``capacity`` rows (``list(deque)`` is one atomic C call)."""
         rows = list(self._buffer)
         return rows[-self._capacity:] if len(rows) > self._capacity else rows
@@ -293,7 +295,7 @@ class Recorder:
             raise TypeError(f"listener must be callable, not {type(listener).__name__}")
         subscription = Subscription(self, listener)
         with self._lock:
-            self._listeners = self._listeners + (subscription,)
+            self._listeners = (*self._listeners, subscription)
         return subscription
 
     def _unsubscribe(self, subscription: Subscription) -> None:

@@ -126,7 +126,9 @@ class Refresher:
             del panel
             delay = max(self._interval, cost / DUTY_CYCLE)
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """End the thread; ``wait=False`` does not join it (at interpreter shutdown a daemon
+        thread may never run again)."""
         self._stopped.set()
-        if threading.current_thread() is not self._thread:
+        if wait and threading.current_thread() is not self._thread:
             self._thread.join()

@@ -219,14 +219,29 @@ def _stats(stats: ArrayStats | None) -> dict[str, Any] | None:
 
 
 def _value_histogram(values: np.ndarray) -> dict[str, Any] | None:
+    """Counts of the finite values in equal-width bins between their min and max.
+
+    Binned by hand rather than by ``np.histogram``, which refuses ranges its float64 edges
+    cannot split (equal large int64 timestamps, neighbouring values near 1e18) or overflow
+    (-1.7e308 .. 1.7e308): values and bounds are halved first, so no difference overflows.
+    Equal values give one bin.
+    """
     if values.dtype.kind not in "biuf" or values.size == 0:
         return None
     flat = values.ravel().astype(np.float64)
     finite = flat[np.isfinite(flat)]
     if not finite.size:
         return None
-    counts, edges = np.histogram(finite, bins=ARRAY_HISTOGRAM_BINS)
-    return {"counts": counts.tolist(), "low": float(edges[0]), "high": float(edges[-1])}
+    low, high = float(finite.min()), float(finite.max())
+    half_low = low / 2
+    width = high / 2 - half_low
+    if not width > 0:
+        return {"counts": [int(finite.size)], "low": low, "high": high}
+    with np.errstate(all="ignore"):
+        position = (finite / 2 - half_low) / width * ARRAY_HISTOGRAM_BINS
+    index = np.clip(position.astype(np.int64), 0, ARRAY_HISTOGRAM_BINS - 1)
+    counts = np.bincount(index, minlength=ARRAY_HISTOGRAM_BINS)
+    return {"counts": counts.tolist(), "low": low, "high": high}
 
 
 def replay_outcome(invocation: Invocation) -> dict[str, Any]:

@@ -16,6 +16,7 @@ kernel restarts (anywidget holds each instance from the files' change signal), s
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 import weakref
@@ -214,6 +215,20 @@ class TracePanel(anywidget.AnyWidget):
         if hasattr(self, "_mirror"):
             self._mirror.close()
         super().close()
+
+    def __del__(self) -> None:
+        """ipywidgets closes a widget when it is collected. At interpreter shutdown the
+        modules and the comm that ``close`` needs may be torn down already, and nobody is
+        left to read an error: the refresher (a daemon thread) is only told to stop then."""
+        try:
+            if sys.is_finalizing():
+                refresher = self.__dict__.get("_refresher")
+                if refresher is not None:
+                    refresher.stop(wait=False)
+                return
+            self.close()
+        except Exception:  # noqa: BLE001 - a collected panel must never print a traceback
+            pass
 
 
 def _handle_message(panel: TracePanel, content: Any, buffers: Any) -> None:
