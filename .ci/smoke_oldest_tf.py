@@ -58,7 +58,9 @@ def workload() -> dict[str, np.ndarray]:
         deterministic=True,
     )
     results["tf.data map"] = np.array([item.numpy() for item in dataset])
-    results["eager, writes its input"] = tf.numpy_function(add_one_in_place, [tf.constant([1.0, 2.0])], tf.float32).numpy()
+    results["eager, writes its input"] = tf.numpy_function(
+        add_one_in_place, [tf.constant([1.0, 2.0])], tf.float32
+    ).numpy()
     results["eager, clean twin"] = tf.numpy_function(add_one, [tf.constant([1.0, 2.0])], tf.float32).numpy()
     return results
 

@@ -22,12 +22,12 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
 
-import tfnp_inspect as npi  # noqa: E402
+import tfnp_inspect as npi
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -85,7 +85,7 @@ def assert_same_results(plain: Any, traced: Any, what: str = "results") -> None:
     if isinstance(plain, (list, tuple)):
         assert isinstance(traced, (list, tuple)) and len(plain) == len(traced), \
             f"{what}: structure differs: {len(plain)} vs {len(traced) if isinstance(traced, (list, tuple)) else traced!r}"
-        for k, (a, b) in enumerate(zip(plain, traced)):
+        for k, (a, b) in enumerate(zip(plain, traced, strict=True)):
             assert_same_results(a, b, f"{what}[{k}]")
         return
     a, b = np.asarray(plain), np.asarray(traced)

@@ -58,7 +58,6 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     if not _guarded(item):
         return (yield)
     from ..recording.session import trace
-
     from ..views.render import undeclared_note
 
     with trace() as recorded:
