@@ -85,7 +85,7 @@ Token = Any
 Probe = tuple[str, Callable[[], Token]]
 _MISSING = object()
 _MT19937_STATE_BYTES = 624 * 4 + 4  # uint32 key[624]; int pos
-_xxh3 = xxhash.xxh3_64_intdigest
+_xxh3: Callable[[Any], int] = xxhash.xxh3_64_intdigest  # arrays go in through the buffer protocol
 
 
 class StateWatch:
@@ -123,7 +123,7 @@ class StateWatch:
 
     def changes(self, before: list[Token]) -> list[str]:
         changed = []
-        for (what, read), old in zip(self.probes, before):
+        for (what, read), old in zip(self.probes, before, strict=False):
             if old is _MISSING:
                 changed.append(what)
                 continue
@@ -233,7 +233,7 @@ class _Collector:
                 self.miss(f"the module {module_name!r} imported inside the function (not followed)")
             else:
                 self.module(module, names)
-        for name, cell in zip(code.co_freevars, func.__closure__ or ()):
+        for name, cell in zip(code.co_freevars, func.__closure__ or (), strict=False):
             try:
                 value = cell.cell_contents
             except ValueError:  # not yet assigned
@@ -273,7 +273,7 @@ class _Collector:
         """Mutable default arguments: state kept between calls (``def f(x, cache={})``)."""
         positional = code.co_varnames[:code.co_argcount]
         defaults = func.__defaults__ or ()
-        for name, value in zip(positional[len(positional) - len(defaults):], defaults):
+        for name, value in zip(positional[len(positional) - len(defaults):], defaults, strict=True):
             if not isinstance(value, _IMMUTABLE):
                 self.value(f"the default of parameter {name!r}", value)
         for name, value in (func.__kwdefaults__ or {}).items():
@@ -352,7 +352,7 @@ class _Collector:
             self.miss(f"the items of the {type(container).__name__} in {label} (only its length and ends are compared)")
             return
         keys = container.keys() if isinstance(container, dict) else range(len(container))
-        for key, item in zip(keys, values):
+        for key, item in zip(keys, values, strict=False):
             self.value(f"item {key!r} of {label}", item, depth + 1)
 
 
@@ -574,7 +574,7 @@ def _grid_reader(array: np.ndarray, limit: int) -> _Sampled:
         for step in steps:
             offsets.append(rest % step)
             rest //= step
-        sample = array[tuple(slice(o, None, s) for o, s in zip(offsets, steps))]
+        sample = array[tuple(slice(o, None, s) for o, s in zip(offsets, steps, strict=True))]
         if array.dtype.hasobject:
             return (turn, *_object_token(sample))
         return turn, array.shape, _bytes_hash(sample)
