@@ -8,7 +8,7 @@ from typing import Any
 
 from ..model.records import Invocation, RawArray, dtype_name
 from ..recording.trace import Trace
-from .trace_file import package_version
+from .trace_writer import package_version
 
 PathArg = str | os.PathLike
 
