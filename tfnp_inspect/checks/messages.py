@@ -120,3 +120,18 @@ def output_copied_message(func_name: str, which: str) -> str:
 
 def _sentence(text: str) -> str:
     return text if text.endswith(".") else f"{text}."
+
+
+def _shape_text(shape: tuple) -> str:
+    return "[" + ", ".join("None" if d is None else str(d) for d in shape) + "]"
+
+
+def shape_mismatch_message(func_name: str, index: int, got: tuple, declared: tuple) -> str:
+    return (
+        f"{func_name}, output {index}: returned shape {_shape_text(got)} where the graph declares "
+        f"{_shape_text(declared)} (from set_shape, or the static shape TF inferred for this output). Inside "
+        "tf.function TensorFlow never checks this at run time, so every op downstream was built for "
+        "the wrong shape (tf.data checks its element_spec and fails with 'Incompatible shapes'). "
+        "Fix: return what the static shape says, or declare the shape the function really returns "
+        "(tf.ensure_shape checks it on every call)."
+    )

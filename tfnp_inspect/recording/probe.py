@@ -100,7 +100,8 @@ class CallProbe:
     __slots__ = (
         "site", "site_row", "tout", "_watch", "memory", "_plan", "_switches_version",
         "_capture", "_mutation", "_retained", "_tout_check", "_nondeterminism", "_hidden",
-        "pure_calls", "impure", "_gathering", "_kept_outputs", "__weakref__",
+        "pure_calls", "impure", "_gathering", "_kept_outputs", "_shape_check", "outputs",
+        "_static_resolved", "__weakref__",
     )
 
     def __init__(self, site: CallSite, tout: ToutSpec | None) -> None:
@@ -118,6 +119,10 @@ class CallProbe:
         #: returned arrays still held elsewhere after the previous call:
         #: (weak reference, fingerprint, seq, output index, data address)
         self._kept_outputs: list[tuple[Any, int, int, int, int]] = []
+        #: the op's output tensors, weakly (set when the op is declared): their static shapes
+        #: are read when the op first runs, after any set_shape the user added
+        self.outputs: tuple[Any, ...] = ()
+        self._static_resolved = False
 
     def set_site(self, site: CallSite) -> None:
         self.site = site
@@ -134,8 +139,24 @@ class CallProbe:
             self._watch = StateWatch(self.site.func or getattr(func, "__wrapped__", None) or func)
         return self._watch
 
+    def _resolve_static_shapes(self) -> None:
+        """What TF knows statically about each output, read once the graph is complete."""
+        self._static_resolved = True
+        shapes = []
+        for reference in self.outputs:
+            tensor = reference()
+            shape = getattr(tensor, "shape", None)
+            if shape is None or getattr(shape, "rank", None) is None:
+                shapes.append(None)
+            else:
+                shapes.append(tuple(shape.as_list()))
+        if any(shape is not None for shape in shapes):
+            self.set_site(self.site._replace(static_shapes=tuple(shapes)))
+
     def _configure(self, plan: active.Plan) -> None:
         """Decide once per plan (not per call) which checks run for this op."""
+        if not self._static_resolved and self.outputs:
+            self._resolve_static_shapes()
         checks = switches.active(plan.checks, self.site.func_name)
         stateless = self.site.stateful is False
         self._capture = plan.capture
@@ -144,6 +165,7 @@ class CallProbe:
         self._tout_check = self.tout is not None and "tout-mismatch" in checks
         self._nondeterminism = stateless and "nondeterministic" in checks
         self._hidden = stateless and "hidden-state" in checks
+        self._shape_check = self.site.static_shapes is not None and "shape-mismatch" in checks
         self._plan = plan
         self._switches_version = switches.version
 
@@ -238,6 +260,8 @@ class CallProbe:
         hints: tuple[Hint, ...] = ()
         if self._tout_check and (kind is not _ndarray or result.dtype is not self.tout.single):
             hints += self._check_tout(result, seq, violations, eager_inputs)
+        if self._shape_check:
+            self._check_shapes(raw_outputs, seq, violations)
         if self._nondeterminism:
             self._check_determinism(raw_inputs, raw_outputs, seq, violations)
         if watch is not None:
@@ -331,6 +355,23 @@ class CallProbe:
                 "tout-mismatch", seq, messages.tout_message(site.func_name, site.mode, problem), problem.argument,
             ))
         return tuple(hints)
+
+    def _check_shapes(self, raw_outputs: list, seq: int, violations: list) -> None:
+        """Returned shapes against the static shapes the graph was built for (never checked by TF
+        inside tf.function: every op downstream trusts them)."""
+        site = self.site
+        for index, (raw, declared) in enumerate(zip(raw_outputs, site.static_shapes or ())):
+            if declared is None:
+                continue
+            got = raw[A_SHAPE]
+            if got == declared:
+                continue
+            if len(got) == len(declared) and all(d is None or d == g for g, d in zip(got, declared)):
+                continue
+            violations.append(self._violation(
+                "shape-mismatch", seq, messages.shape_mismatch_message(site.func_name, index, got, declared),
+                f"output {index}",
+            ))
 
     def _check_determinism(self, raw_inputs: list, raw_outputs: list, seq: int, violations: list) -> None:
         in_key = tuple((r[A_FINGERPRINT], r[A_SHAPE], r[A_DTYPE]) for r in raw_inputs)

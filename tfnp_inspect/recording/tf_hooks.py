@@ -141,6 +141,21 @@ def registered_function(token: str) -> Any:
     return script_ops()._py_funcs.get(token, None)
 
 
+def registry_size() -> int:
+    """Functions TF's PyFunc registry holds now (0 before TensorFlow is imported)."""
+    module = sys.modules.get(SCRIPT_OPS)
+    return module._py_funcs.size() if module is not None else 0
+
+
+def building_function_name() -> str | None:
+    """The ``tf.function`` whose graph is being built now (its FuncGraph name), if any."""
+    from tensorflow.python.framework import ops
+
+    graph = ops.get_default_graph()
+    name = getattr(graph, "name", None)
+    return name if isinstance(name, str) and name else None
+
+
 def is_eager_func(func: Any) -> bool:
     """``tf.py_function`` registrations (EagerFunc) take tensors, not arrays: not ours to record."""
     return isinstance(func, script_ops().EagerFunc)

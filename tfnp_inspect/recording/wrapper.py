@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..model import records
 from ..model.naming import defined_at, function_name
@@ -106,8 +106,64 @@ def declare(func: Any, Tout: Any, stateful: Any, name: str | None, result: Any) 
     tout_is_list = spec.is_list if spec else isinstance(Tout, (list, tuple))
     call_site = tf_hooks.user_call_site(3)
     probe = _graph_probe(func, spec, tout_is_list, bool(stateful), name or op_name, token, call_site, ORIGIN_DECLARED)
+    if probe is not None:
+        probe.outputs = _weak_outputs(result)
+        _count_build(probe.site, tf_hooks.building_function_name())
     _probes[token] = probe
     _forget_with(registered, token)
+
+
+def _weak_outputs(result: Any) -> tuple[Any, ...]:
+    """The op's output tensors, weakly: a graph's tensors must die with it."""
+    tensors = result if isinstance(result, (list, tuple)) else [result]
+    references = []
+    for tensor in tensors:
+        if not hasattr(tensor, "shape"):
+            return ()  # an Operation (no outputs)
+        try:
+            references.append(weakref.ref(tensor))
+        except TypeError:
+            return ()
+    return tuple(references)
+
+
+class BuildCount(NamedTuple):
+    """How often one call site was built into a graph (retracing shows up here)."""
+
+    func_name: str
+    call_site: str | None
+    ops: int
+    functions: tuple[str, ...]  # the tf.function (FuncGraph) names it was built into, first few
+
+
+#: (function name, call site) -> ops built there, and the graphs they went into (bounded).
+_builds: dict[tuple[str, str | None], BuildCount] = {}
+_MAX_NAMED_FUNCTIONS = 8
+_MAX_BUILD_SITES = 10_000
+
+
+def _count_build(site: CallSite, function: str | None) -> None:
+    key = (site.func_name, site.call_site)
+    before = _builds.get(key)
+    if before is None:
+        if len(_builds) >= _MAX_BUILD_SITES:
+            return
+        _builds[key] = BuildCount(site.func_name, site.call_site, 1, (function,) if function else ())
+        return
+    functions = before.functions
+    if function and function not in functions and len(functions) < _MAX_NAMED_FUNCTIONS:
+        functions += (function,)
+    _builds[key] = BuildCount(before.func_name, before.call_site, before.ops + 1, functions)
+
+
+def build_counts() -> list[BuildCount]:
+    """Ops built per function and call site since import, most built first."""
+    return sorted(_builds.values(), key=lambda b: -b.ops)
+
+
+def registry_size() -> int:
+    """How many functions TF's PyFunc registry holds now (each pins its function and closure)."""
+    return tf_hooks.registry_size()
 
 
 def _undeclared_probe(token: str, registered: Any) -> CallProbe | None:
@@ -247,4 +303,7 @@ def numpy_function(func: Any = None, inp: Any = None, Tout: Any = None, stateful
 tf_hooks.mark_do_not_convert(numpy_function)
 
 
-__all__ = ["declare", "eager_call", "numpy_function", "on_build", "registry_call"]
+__all__ = [
+    "BuildCount", "build_counts", "declare", "eager_call", "numpy_function", "on_build",
+    "registry_call", "registry_size",
+]
