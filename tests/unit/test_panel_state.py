@@ -46,8 +46,8 @@ def test_process_choices_only_for_several_processes():
     here = fabricate.invocation(process=ProcessInfo("h", 1))
     there = fabricate.invocation(process=ProcessInfo("h", 2, "worker-2"))
     assert state.process_choices(entries_of([here])) == []
-    assert state.process_choices(entries_of([here, there])) == ["h:1", "h:2 (worker-2)"]
-    picked = state.select(entries_of([here, there]), state.Query(process="h:2 (worker-2)"))
+    assert state.process_choices(entries_of([here, there])) == ["h:1", "worker-2 (h:2)"]
+    picked = state.select(entries_of([here, there]), state.Query(process="worker-2 (h:2)"))
     assert [state.view(e) for e in picked] == [there]
 
 

@@ -45,7 +45,7 @@ def test_fields_read_back_through_the_view():
     assert (inv.seq, inv.func_name, inv.mode, inv.stateful, inv.op_name) == (7, "scale", "graph", False, "scale_op")
     assert (inv.thread_name, inv.duration_ns, inv.call_site) == ("loader", 2_000, "model.py:12")
     assert (inv.host, inv.pid, inv.task) == ("host-a", 42, "worker-1")
-    assert inv.process == process and inv.process.label == "host-a:42 (worker-1)"
+    assert inv.process == process and inv.process.label == "worker-1 (host-a:42)"
     assert ProcessInfo("h", 1).label == "h:1"
     assert inv.bytes_in == 16 and inv.bytes_out == 16
     assert inv.site.func_name == "scale" and inv.raw_inputs[0].shape == (4,)

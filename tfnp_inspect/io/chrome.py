@@ -32,8 +32,7 @@ def chrome_trace(trace: Trace) -> dict[str, Any]:
         pid = inv.pid
         if pid not in processes:
             processes.add(pid)
-            label = f"{inv.host}:{pid}" if inv.task is None else f"{inv.task} ({inv.host}:{pid})"
-            events.append(_metadata("process_name", pid, 0, label))
+            events.append(_metadata("process_name", pid, 0, inv.process.label))
         tid = threads.get((pid, inv.thread_id))
         if tid is None:
             tid = threads[(pid, inv.thread_id)] = 1 + sum(1 for p, _ in threads if p == pid)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import zipfile
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..model import records
+from ..model.jsonable import json_safe
 from ..model.options import Options
 from ..model.records import Invocation, RawArray
 from ..recording.trace import Trace
@@ -56,7 +56,7 @@ def export_trace(trace: Trace, path: PathArg) -> None:
                 "options": _options_json(trace.recorder.options),
                 "total": trace.total,
                 "dropped": trace.dropped,
-                "stats": [_finite(s.to_dict()) for s in trace.stats().values()],
+                "stats": [json_safe(s.to_dict()) for s in trace.stats().values()],
                 "violations": [_record_json(v, VIOLATION_FIELDS) for v in trace.violations],
                 "sites": [_site_json(site) for site in sites],
                 "invocations": invocations,
@@ -201,12 +201,3 @@ def _options_json(options: Options) -> dict[str, Any]:
     values = {f.name: getattr(options, f.name) for f in fields(options)}
     values["checks"] = sorted(values["checks"])
     return values
-
-
-def _finite(value: Any) -> Any:
-    """NaN (the mean of no calls) is not JSON: write null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    return value

@@ -231,9 +231,9 @@ class ProcessInfo(NamedTuple):
 
     @property
     def label(self) -> str:
-        """``host:pid``, then the task label in parentheses (how every view names a process)."""
+        """``host:pid``, or ``task (host:pid)`` when labelled: how every view and file names a process."""
         where = f"{self.host}:{self.pid}"
-        return f"{where} ({self.task})" if self.task else where
+        return f"{self.task} ({where})" if self.task else where
 
 
 _process = (socket.gethostname(), os.getpid(), None)  # a plain tuple: stored in every row
