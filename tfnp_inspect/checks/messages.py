@@ -83,7 +83,8 @@ def tout_message(func_name: str, mode: str, problem: ToutProblem) -> str:
             f"code inside tf.function or tf.data fails with {_sentence(problem.predicted_error)}"
         )
     else:
-        consequence = f"In graph mode TensorFlow rejects it right after this call with {_sentence(problem.predicted_error)}"
+        predicted = _sentence(problem.predicted_error)
+        consequence = f"In graph mode TensorFlow rejects it right after this call with {predicted}"
     return (
         f"{func_name}, {problem.argument}: {problem.problem}. {consequence} "
         "Fix: return exactly what Tout declares."
@@ -134,4 +135,67 @@ def shape_mismatch_message(func_name: str, index: int, got: tuple, declared: tup
         "the wrong shape (tf.data checks its element_spec and fails with 'Incompatible shapes'). "
         "Fix: return what the static shape says, or declare the shape the function really returns "
         "(tf.ensure_shape checks it on every call)."
+    )
+
+
+def unknown_shape_message(
+    func_name: str, call_site: str | None, calls: int, outputs: int, fixes: list[tuple[int, str, str, str]],
+) -> str:
+    """``fixes``: (output index, what every call returned, what TF knows, the shape to declare)."""
+    where = f" at {call_site}" if call_site else ""
+    single = outputs == 1
+    names = "y: its result" if single else ", ".join(f"y{i}" for i in range(outputs)) + ": its results in order"
+    known = "; ".join(
+        f"{'its output' if single else f'output {index}'} returned {returned} on all {calls:,} calls, "
+        f"but TensorFlow knows it only as {static}"
+        for index, returned, static, _ in fixes
+    )
+    variable = (lambda index: "y") if single else (lambda index: f"y{index}")
+    set_lines = "; ".join(f"`{variable(index)}.set_shape({dims})`" for index, _, _, dims in fixes)
+    ensure_lines = "; ".join(
+        f"`{variable(index)} = tf.ensure_shape({variable(index)}, {dims})`" for index, _, _, dims in fixes
+    )
+    varied = " (None: the dimensions that varied between calls)" if any("None" in d for *_, d in fixes) else ""
+    return (
+        f"{func_name}{where}: {known}. A numpy_function's outputs have no static shape unless the code "
+        "declares one, so every op and layer built on them sees an unknown shape (Keras fails with "
+        "'as_list() is not defined on an unknown TensorShape'). "
+        f"Add after the numpy_function call ({names}): {set_lines}{varied}; or {ensure_lines}, which also "
+        "checks the shape on every call."
+    )
+
+
+def serialized_message(
+    func_name: str, calls: int, threads: int, mean_in_flight: float, busy_share: float,
+) -> str:
+    return (
+        f"{func_name} was called {calls:,} times from {threads} threads, but its calls barely "
+        f"overlapped ({mean_in_flight:.2f} in flight on average) while keeping it busy "
+        f"{busy_share:.0%} of the time from its first call to its last: the pipeline waited on it one "
+        "call at a time. A Python function holds the GIL while it runs, so TensorFlow's threads (a "
+        "tf.data map with num_parallel_calls) take turns instead of running it in parallel. What "
+        "helps: numpy work on whole arrays, which releases the GIL (fewer Python-level loops: "
+        "vectorise them into a few large numpy calls); moving the work into TensorFlow ops "
+        "(tf.image, tf.strings, tf.math), which need no Python at all; and, if the map is "
+        "sequential, num_parallel_calls=tf.data.AUTOTUNE once the work releases the GIL."
+    )
+
+
+def retraced_message(
+    func_name: str, call_site: str | None, ops: int, functions: tuple[str, ...], registry_size: int | None,
+) -> str:
+    where = f" at {call_site}" if call_site else ""
+    if functions:
+        named = ", ".join(functions)
+        traced = f"the tf.function around it ({named}) was traced again and again"
+    else:
+        traced = "the function around it was traced again and again"
+    registry = f" ({registry_size:,} functions registered now)" if registry_size is not None else ""
+    return (
+        f"The numpy_function call of {func_name}{where} was built into {ops:,} ops: {traced}. Each graph "
+        f"pins {func_name} and its closure in TensorFlow's PyFunc registry{registry} for as long as "
+        "the graph lives, so memory grows with every retrace. The usual cause is a Python number or "
+        "object passed as an argument: every new value is a new trace. Fix: pass tensors "
+        "(tf.constant(x)) instead of Python scalars, give the tf.function an input_signature, or "
+        "use tf.function(reduce_retracing=True)."
     )

@@ -74,7 +74,7 @@ class ToutSpec:
                 f"{op} returns {len(items)} values, but expects to see {expected} values.",
             )]
         found = []
-        for index, (item, want, want_name) in enumerate(zip(items, self.dtypes, self.names)):
+        for index, (item, want, want_name) in enumerate(zip(items, self.dtypes, self.names, strict=True)):
             problem = _item_problem(item, index, want, want_name, op)
             if problem is not None:
                 found.append(problem)
@@ -133,11 +133,11 @@ def _item_problem(item: Any, index: int, want: np.dtype, want_name: str, op: str
     argument = f"output {index}"
     try:
         array = convert_like_tf(item)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever TF's conversion would raise is the verdict
         name = type(exc).__name__
         try:
             text = str(exc)
-        except Exception:
+        except Exception:  # noqa: BLE001 - an exception whose __str__ raises
             text = ""
         return ToutProblem(
             argument, f"returned a {type(item).__name__} that TensorFlow cannot convert ({name})",

@@ -6,6 +6,7 @@ reductions and ``str(dtype)`` (microseconds each) and reads each byte at most on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ TF_ALIGNMENT = 64
 #: Below this size a copy by TF costs under ~0.1 ms, less than checking alignment is worth (~1 us).
 COPY_HINT_MIN_BYTES = 1 << 20
 
-_xxh3 = xxhash.xxh3_64_intdigest
+_xxh3: Callable[[Any], int] = xxhash.xxh3_64_intdigest
 _ndarray = np.ndarray
 _tensor_wrapper_type: type | None = None
 
@@ -72,7 +73,7 @@ def _converted(value: Any) -> np.ndarray | None:
         return as_array(value)
     try:
         return convert_like_tf(value)
-    except Exception:
+    except Exception:  # noqa: BLE001 - TF fails on it too; the Tout check says how
         return None
 
 

@@ -17,6 +17,7 @@ import threading
 import time
 import traceback
 import weakref
+from collections.abc import Callable
 from sys import getrefcount
 from typing import Any
 
@@ -31,15 +32,15 @@ from ..checks.tout import ToutSpec
 from ..model import records
 from ..model.fingerprints import alias_root, fingerprint
 from ..model.records import (
-    FLAG_BUFFER_HASH,
-    FLAG_C_CONTIGUOUS,
-    FLAG_SHARES_TENSOR,
     A_DTYPE,
     A_FINGERPRINT,
     A_FLAGS,
     A_NBYTES,
     A_SHAPE,
     A_WILL_BE_COPIED,
+    FLAG_BUFFER_HASH,
+    FLAG_C_CONTIGUOUS,
+    FLAG_SHARES_TENSOR,
     CallSite,
     ErrorInfo,
     Hint,
@@ -50,7 +51,7 @@ from . import active
 from .arrays import MAX_CAPTURE_ARRAY_BYTES, capture_copy, describe, tf_wraps_without_copy
 
 _ndarray = np.ndarray
-_xxh3 = xxhash.xxh3_64_intdigest
+_xxh3: Callable[[Any], int] = xxhash.xxh3_64_intdigest
 _perf_ns = time.perf_counter_ns
 _get_ident = threading.get_ident
 _seq = itertools.count(1)
@@ -82,14 +83,14 @@ def safe_text(exc: BaseException) -> str:
     """``str(exc)``, or a placeholder when the user's ``__str__`` raises (never our error)."""
     try:
         return str(exc)
-    except Exception:
+    except Exception:  # noqa: BLE001 - the user's __str__ may raise anything
         return f"<{type(exc).__name__} whose str() raised>"
 
 
 def _error_info(exc: BaseException) -> ErrorInfo:
     try:
         text = "".join(traceback.format_exception(exc))
-    except Exception:
+    except Exception:  # noqa: BLE001 - formatting calls the user's __str__ too
         text = ""
     return ErrorInfo(type(exc).__name__, safe_text(exc), text)
 
@@ -98,10 +99,28 @@ class CallProbe:
     """Per-op state of the checks: what ``func`` can reach, what it returned before."""
 
     __slots__ = (
-        "site", "site_row", "tout", "_watch", "memory", "_plan", "_switches_version",
-        "_capture", "_mutation", "_retained", "_tout_check", "_nondeterminism", "_hidden",
-        "pure_calls", "impure", "_gathering", "_kept_outputs", "_shape_check", "outputs",
-        "_static_resolved", "__weakref__",
+        "__weakref__",
+        "_capture",
+        "_gathering",
+        "_hidden",
+        "_kept_outputs",
+        "_mutation",
+        "_nondeterminism",
+        "_plan",
+        "_retained",
+        "_shape_check",
+        "_static_resolved",
+        "_switches_version",
+        "_tout_check",
+        "_tout_single",
+        "_watch",
+        "impure",
+        "memory",
+        "outputs",
+        "pure_calls",
+        "site",
+        "site_row",
+        "tout",
     )
 
     def __init__(self, site: CallSite, tout: ToutSpec | None) -> None:
@@ -163,6 +182,7 @@ class CallProbe:
         self._mutation = "mutated-input" in checks
         self._retained = "retained-reference" in checks
         self._tout_check = self.tout is not None and "tout-mismatch" in checks
+        self._tout_single = self.tout.single if self.tout is not None else None
         self._nondeterminism = stateless and "nondeterministic" in checks
         self._hidden = stateless and "hidden-state" in checks
         self._shape_check = self.site.static_shapes is not None and "shape-mismatch" in checks
@@ -210,7 +230,7 @@ class CallProbe:
         # -- the call itself --------------------------------------------------------------------
         start = _perf_ns()
         try:
-            result = func(*args)
+            result: Any = func(*args)
         except BaseException as exc:
             if site.origin == ORIGIN_GENERATOR and type(exc) is StopIteration:
                 raise  # the generator is exhausted: the end of the dataset, not a failed call
@@ -258,7 +278,7 @@ class CallProbe:
             bytes_out += raw[A_NBYTES]
             raw_outputs.append(raw)
         hints: tuple[Hint, ...] = ()
-        if self._tout_check and (kind is not _ndarray or result.dtype is not self.tout.single):
+        if self._tout_check and (kind is not _ndarray or result.dtype is not self._tout_single):  # pyright: ignore[reportOptionalMemberAccess]
             hints += self._check_tout(result, seq, violations, eager_inputs)
         if self._shape_check:
             self._check_shapes(raw_outputs, seq, violations)
@@ -360,13 +380,14 @@ class CallProbe:
         """Returned shapes against the static shapes the graph was built for (never checked by TF
         inside tf.function: every op downstream trusts them)."""
         site = self.site
-        for index, (raw, declared) in enumerate(zip(raw_outputs, site.static_shapes or ())):
+        # a count mismatch between outputs and static shapes is the Tout check's business
+        for index, (raw, declared) in enumerate(zip(raw_outputs, site.static_shapes or (), strict=False)):
             if declared is None:
                 continue
             got = raw[A_SHAPE]
             if got == declared:
                 continue
-            if len(got) == len(declared) and all(d is None or d == g for g, d in zip(got, declared)):
+            if len(got) == len(declared) and all(d is None or d == g for g, d in zip(got, declared, strict=True)):
                 continue
             violations.append(self._violation(
                 "shape-mismatch", seq, messages.shape_mismatch_message(site.func_name, index, got, declared),

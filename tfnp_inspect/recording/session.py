@@ -61,7 +61,7 @@ def activate(rec: Recorder) -> None:
     with _lock:
         if rec not in _sinks:
             active.warned.clear()
-            _set_sinks(_sinks + (rec,))
+            _set_sinks((*_sinks, rec))
 
 
 def deactivate(rec: Recorder) -> None:

@@ -73,8 +73,8 @@ def tout_spec(Tout: Any) -> ToutSpec | None:
 
 def op_metadata(result: Any) -> tuple[str | None, str | None]:
     """(op name, registry token) of a graph-mode PyFunc from the tensors or op it returned."""
-    first = result[0] if isinstance(result, (list, tuple)) and result else result
-    op = getattr(first, "op", first)
+    first: Any = result[0] if isinstance(result, (list, tuple)) and result else result
+    op: Any = getattr(first, "op", first)
     try:
         token = op.get_attr("token")
         return op.name, token.decode() if isinstance(token, bytes) else str(token)
@@ -173,9 +173,10 @@ def hook_construction(on_build: Callable[[Any], Any], eager_call: Callable[[Any]
         with _lock:
             if getattr(module, "_tfnp_inspect_hooked", False):
                 return
-            module._internal_py_func = on_build(module._internal_py_func)
-            module.py_func_common = eager_call(module.py_func_common)
-            module._tfnp_inspect_hooked = True
+            # setattr: these are TensorFlow's module globals, unknown to the type checker
+            setattr(module, "_internal_py_func", on_build(module._internal_py_func))  # noqa: B010
+            setattr(module, "py_func_common", eager_call(module.py_func_common))  # noqa: B010
+            setattr(module, "_tfnp_inspect_hooked", True)  # noqa: B010
 
     module = sys.modules.get(SCRIPT_OPS)
     if module is not None:

@@ -229,7 +229,8 @@ def _eager_probe(func: Any, Tout: Any, stateful: Any, name: Any, call_site: str 
         return per_function[key]
     spec = tf_hooks.tout_spec(Tout)
     tout_is_list = spec.is_list if spec else isinstance(Tout, (list, tuple))
-    probe = CallProbe(_site(func, "eager", bool(stateful), spec, tout_is_list, name, None, call_site, ORIGIN_DECLARED), spec)
+    site = _site(func, "eager", bool(stateful), spec, tout_is_list, name, None, call_site, ORIGIN_DECLARED)
+    probe = CallProbe(site, spec)
     if owner is not None:
         if per_function is None:
             per_function = _eager_probes[owner] = {}
@@ -247,9 +248,9 @@ def _eager_widened(inp: Any) -> tuple[int, ...]:
     widened = []
     for index, value in enumerate(inp):
         kind = type(value)
-        if kind is int and _INT32[0] <= value < _INT32[1] or kind is float:
-            widened.append(index)
-        elif kind in (list, tuple) and value and all(type(v) in (int, float) for v in value):
+        scalar = (kind is int and _INT32[0] <= value < _INT32[1]) or kind is float
+        numbers = kind in (list, tuple) and bool(value) and all(type(v) in (int, float) for v in value)
+        if scalar or numbers:
             widened.append(index)
     return tuple(widened)
 
@@ -287,7 +288,9 @@ def on_build(original: Callable[..., Any]) -> Callable[..., Any]:
     return tf_hooks.mark_do_not_convert(_internal_py_func)
 
 
-def numpy_function(func: Any = None, inp: Any = None, Tout: Any = None, stateful: bool = True, name: str | None = None) -> Any:
+def numpy_function(
+    func: Any = None, inp: Any = None, Tout: Any = None, stateful: bool = True, name: str | None = None,
+) -> Any:
     """Drop-in for ``tf.numpy_function`` (same arguments, results, errors and decorator form).
 
     Every PyFunc op built after ``import tfnp_inspect`` is observed whichever name built it, so
