@@ -344,3 +344,22 @@ def test_a_raising_listener_is_removed_with_a_warning(mode: str) -> None:
     messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert len(messages) == len(calls)
     assert all("listener bug" in m and "removed" in m for m in messages)
+
+
+def test_tracing_started_before_tensorflow_is_imported() -> None:
+    """``trace()`` before ``import tensorflow``: the registry patch imports TF, whose import then
+    installs the construction hooks; neither may wait for the other (this once deadlocked)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import tfnp_inspect as npi\n"
+        "with npi.trace() as t:\n"
+        "    import tensorflow as tf\n"
+        "    tf.function(lambda v: tf.numpy_function(lambda x: x * 2, [v], tf.float32))(tf.ones([2]))\n"
+        "print(len(t.invocations), t.invocations[0].site.origin)\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "wrapper"]

@@ -24,6 +24,7 @@ from ..checks.tout import ToutSpec
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _lock = threading.Lock()
+_construction_lock = threading.Lock()
 _saved_aliases: list[tuple[Any, str, Any]] = []
 _saved_registry_call: Any = None
 
@@ -170,7 +171,7 @@ def hook_construction(on_build: Callable[[Any], Any], eager_call: Callable[[Any]
     """
 
     def patch(module: ModuleType) -> None:
-        with _lock:
+        with _construction_lock:  # not _lock: patch() below may import TF, which lands here
             if getattr(module, "_tfnp_inspect_hooked", False):
                 return
             # setattr: these are TensorFlow's module globals, unknown to the type checker
@@ -232,6 +233,7 @@ def patch(replacement: Callable[..., Any], registry_hook: Callable[[Any], Any]) 
     ``replacement``, so that a trace shows where it is on, and TF's PyFunc registry calls go
     through ``registry_hook(original_call)``."""
     global _saved_registry_call
+    registry_class = script_ops().FuncRegistry  # imports TF first, outside the lock
     with _lock:
         if _saved_registry_call is not None:
             return
@@ -239,7 +241,6 @@ def patch(replacement: Callable[..., Any], registry_hook: Callable[[Any], Any]) 
             if hasattr(owner, "numpy_function"):
                 _saved_aliases.append((owner, "numpy_function", owner.numpy_function))
                 owner.numpy_function = replacement
-        registry_class = script_ops().FuncRegistry
         _saved_registry_call = registry_class.__call__
         registry_class.__call__ = registry_hook(_saved_registry_call)
 
