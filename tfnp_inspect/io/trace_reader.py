@@ -732,6 +732,7 @@ def _read_options(entry: schema.OptionsEntry) -> Options:
         return Options.from_kwargs(
             capacity=entry.capacity, capture=entry.capture,
             max_capture_bytes=entry.max_capture_bytes, checks=entry.checks, strict=entry.strict,
+            byte_checks=entry.byte_checks,
         )
     except (TypeError, ValueError) as exc:
         raise _Corrupt(f"trace.options: {exc}") from None

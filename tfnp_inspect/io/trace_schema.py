@@ -50,7 +50,7 @@ Index = Annotated[int, Meta(ge=0, le=(1 << 31) - 1)]
 Capacity = Annotated[int, Meta(ge=1, le=MAX_CAPACITY)]
 Bucket = Annotated[int, Meta(ge=0, le=MAX_BUCKET)]
 
-FlagName = Literal["c_contiguous", "writeable", "shares_tensor", "stats_exact", "buffer_hash"]
+FlagName = Literal["c_contiguous", "writeable", "shares_tensor", "stats_exact", "buffer_hash", "sampled"]
 Mode = Literal["eager", "graph"]
 Capture = Literal["none", "summary", "full"]
 if set(get_args(FlagName)) != set(FLAGS) or get_args(Capture) != CAPTURE_LEVELS:  # pragma: no cover
@@ -73,6 +73,7 @@ class OptionsEntry(_Record):
     max_capture_bytes: Natural = DEFAULT_MAX_CAPTURE_BYTES
     checks: Annotated[tuple[str, ...], Meta(max_length=MAX_VIOLATION_KINDS)] = VIOLATION_KINDS
     strict: bool = False
+    byte_checks: Literal["sampled", "every-call"] = "sampled"
 
 
 class StatsEntry(_Record):

@@ -31,6 +31,33 @@ def fingerprint(value: Any) -> int:
     return _object_fingerprint(np.array([value], dtype=object))
 
 
+#: Arrays from this size on may be fingerprinted by sampling (see :func:`sampled_fingerprint`).
+SAMPLED_MIN_BYTES = 256 << 10
+SAMPLE_BLOCKS = 16
+SAMPLE_BLOCK_BYTES = 256
+SAMPLE_WINDOW_BYTES = 16 << 10
+
+
+def sampled_fingerprint(array: np.ndarray[Any, Any], turn: int) -> int:
+    """xxh3 of a C-contiguous array's sampled bytes: 16 blocks spread from the first byte to the
+    last (within one block), plus a 16 KiB window that moves with ``turn`` (about 20 KiB read, whatever the size).
+
+    A write that touches a fair share of the array (an augmentation, a normalisation) always
+    changes it; a sparse write changes it when it hits a block or the window, so successive
+    turns cover every byte. Compare only fingerprints taken with the same ``turn``.
+    """
+    memory: np.ndarray[Any, Any] = np.frombuffer(array, dtype=np.uint8)  # C-contiguous: no copy
+    size = memory.size
+    step = (size - SAMPLE_BLOCK_BYTES) // (SAMPLE_BLOCKS - 1)
+    blocks = np.lib.stride_tricks.as_strided(
+        memory, shape=(SAMPLE_BLOCKS, SAMPLE_BLOCK_BYTES), strides=(step, 1), writeable=False,
+    )
+    windows = -(-size // SAMPLE_WINDOW_BYTES)
+    start = (turn % windows) * SAMPLE_WINDOW_BYTES
+    spread: np.ndarray[Any, Any] = np.ascontiguousarray(blocks)
+    return _xxh3(np.concatenate((spread.ravel(), memory[start:start + SAMPLE_WINDOW_BYTES])))
+
+
 def _object_fingerprint(array: np.ndarray) -> int:
     """Object arrays (tf.string) hold pointers: hash the items themselves, length-prefixed."""
     hasher = xxhash.xxh3_64()

@@ -9,6 +9,9 @@ from typing import Any, cast
 from .records import VIOLATION_KINDS
 
 CAPTURE_LEVELS: tuple[str, ...] = ("none", "summary", "full")
+#: 'sampled': arrays of 256 KiB and more are hashed whole on each op's first calls and on one call
+#: in 16 after that, by sampled blocks on the others; 'every-call': every byte of every call.
+BYTE_CHECKS: tuple[str, ...] = ("sampled", "every-call")
 DEFAULT_CAPACITY = 10_000
 DEFAULT_MAX_CAPTURE_BYTES = 64 << 20
 
@@ -23,6 +26,8 @@ class Options:
         replay and post-mortem, within ``max_capture_bytes``).
     checks: the violation kinds to look for (all by default).
     strict: raise :class:`~tfnp_inspect.ViolationError` from the call that broke a contract.
+    byte_checks: 'sampled' (default: systematic bugs are caught on every call at a bounded cost
+        per call) or 'every-call' (every byte of every call, for bugs that strike once in a while).
     """
 
     capacity: int = DEFAULT_CAPACITY
@@ -30,6 +35,7 @@ class Options:
     max_capture_bytes: int = DEFAULT_MAX_CAPTURE_BYTES
     checks: frozenset[str] = frozenset(VIOLATION_KINDS)
     strict: bool = False
+    byte_checks: str = "sampled"
 
     @classmethod
     def from_kwargs(cls, base: Options | None = None, **kwargs: Any) -> Options:
@@ -107,10 +113,17 @@ def _strict(value: Any) -> bool:
     return value
 
 
+def _byte_checks(value: Any) -> str:
+    if value not in BYTE_CHECKS:
+        raise ValueError(f"option 'byte_checks' must be one of {', '.join(map(repr, BYTE_CHECKS))}; got {value!r}")
+    return value
+
+
 _VALIDATORS = {
     "capacity": _positive_int("capacity", 1),
     "capture": _capture,
     "max_capture_bytes": _positive_int("max_capture_bytes", 0),
     "checks": parse_checks,
     "strict": _strict,
+    "byte_checks": _byte_checks,
 }

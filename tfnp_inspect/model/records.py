@@ -163,6 +163,7 @@ FLAG_WRITEABLE = 0x400  # NPY_ARRAY_WRITEABLE
 FLAG_SHARES_TENSOR = 1 << 16
 FLAG_STATS_EXACT = 1 << 17  # the sample is the whole array
 FLAG_BUFFER_HASH = 1 << 18  # the fingerprint is xxh3 of the raw buffer (rehash the same way)
+FLAG_SAMPLED = 1 << 19  # the fingerprint covers sampled bytes only (a call not fully checked)
 
 
 class CallSite(NamedTuple):
@@ -428,6 +429,12 @@ class Invocation(tuple[Any, ...]):
     def captured(self) -> bool:
         """True when every input was captured, so the call can be replayed."""
         return all(r[A_DATA] is not None for r in self[C_RAW_INPUTS])
+
+    @property
+    def fully_checked(self) -> bool:
+        """False when a large array of this call was fingerprinted by sampling (byte_checks
+        'sampled'): a sparse write could have escaped the mutation check on this call."""
+        return not any(r[A_FLAGS] & FLAG_SAMPLED for r in self[C_RAW_INPUTS] + self[C_RAW_OUTPUTS])
 
     @property
     def captured_bytes(self) -> int:

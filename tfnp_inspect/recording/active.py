@@ -35,6 +35,7 @@ class Plan:
     capture: int  # index into CAPTURE_LEVELS
     checks: frozenset[str]
     strict: frozenset[str]  # kinds for which some active recorder is strict
+    every_byte: bool = False  # some recorder wants byte_checks='every-call'
 
     @classmethod
     def of(cls, sinks: tuple[Recorder, ...]) -> Plan | None:
@@ -50,6 +51,7 @@ class Plan:
             capture,
             checks,
             frozenset().union(*(s.options.checks for s in sinks if s.options.strict)),
+            any(s.options.byte_checks == "every-call" for s in sinks),
         )
 
     def wants_full_capture_of(self, nbytes: int) -> bool:

@@ -13,10 +13,11 @@ import numpy as np
 import xxhash
 
 from ..checks.tout import convert_like_tf
-from ..model.fingerprints import as_array, fingerprint
+from ..model.fingerprints import SAMPLED_MIN_BYTES, as_array, fingerprint, sampled_fingerprint
 from ..model.records import (
     FLAG_BUFFER_HASH,
     FLAG_C_CONTIGUOUS,
+    FLAG_SAMPLED,
     FLAG_SHARES_TENSOR,
     FLAG_STATS_EXACT,
     FLAG_WRITEABLE,
@@ -93,9 +94,11 @@ def describe(
     aliases_input: int | None,
     copy_check: bool,
     payloads: Any = None,
+    turn: int = -1,
 ) -> tuple:
     """Describe one input or output as a RawArray row (``capture``: 0 none, 1 summary, 2 full;
-    ``payloads.take(value)`` gives the 'full' copy, or None and a note saying why not)."""
+    ``payloads.take(value)`` gives the 'full' copy, or None and a note saying why not;
+    ``turn`` >= 0: a large C-contiguous array gets a sampled fingerprint for that turn)."""
     data, note = payloads.take(value) if payloads is not None else (None, None)
     if type(value) is _ndarray:
         array = value
@@ -106,8 +109,12 @@ def describe(
         dtype = array.dtype
         kind = dtype.kind
         if bits & FLAG_C_CONTIGUOUS and kind in _PLAIN_KINDS:
-            fp = _xxh3(array)
-            bits |= FLAG_BUFFER_HASH
+            if turn >= 0 and array.nbytes >= SAMPLED_MIN_BYTES:
+                fp = sampled_fingerprint(array, turn)
+                bits |= FLAG_SAMPLED
+            else:
+                fp = _xxh3(array)
+                bits |= FLAG_BUFFER_HASH
         else:
             fp = fingerprint(array)
     else:

@@ -30,7 +30,7 @@ from ..checks.hidden_state import StateWatch
 from ..checks.switches import switches
 from ..checks.tout import ToutSpec
 from ..model import records
-from ..model.fingerprints import alias_root, fingerprint
+from ..model.fingerprints import SAMPLED_MIN_BYTES, alias_root, fingerprint, sampled_fingerprint
 from ..model.records import (
     A_DTYPE,
     A_FINGERPRINT,
@@ -40,6 +40,7 @@ from ..model.records import (
     A_WILL_BE_COPIED,
     FLAG_BUFFER_HASH,
     FLAG_C_CONTIGUOUS,
+    FLAG_SAMPLED,
     FLAG_SHARES_TENSOR,
     CallSite,
     ErrorInfo,
@@ -64,6 +65,10 @@ _this_thread = threading.local()
 #: Stateful functions are watched for hidden state during their first calls only: after this
 #: many pure calls the inspector suggests ``stateful=False`` and stops paying for the watch.
 STATELESS_EVIDENCE_CALLS = 100
+#: byte_checks='sampled': every op's first FULL_CHECK_CALLS calls, and one in FULL_CHECK_EVERY
+#: after that, hash large arrays whole; the others sample them (model.fingerprints).
+FULL_CHECK_CALLS = 8
+FULL_CHECK_EVERY = 16
 
 #: What a call site is: where TF calls it from decides which checks apply.
 ORIGIN_DECLARED = "wrapper"  # an op whose declaration (stateful, Tout, call site) is known
@@ -100,6 +105,7 @@ class CallProbe:
 
     __slots__ = (
         "__weakref__",
+        "_calls",
         "_capture",
         "_gathering",
         "_hidden",
@@ -138,6 +144,7 @@ class CallProbe:
         #: returned arrays still held elsewhere after the previous call:
         #: (weak reference, fingerprint, seq, output index, data address)
         self._kept_outputs: list[tuple[Any, int, int, int, int]] = []
+        self._calls = 0  # decides which calls hash large arrays whole (byte_checks='sampled')
         #: the op's output tensors, weakly (set when the op is declared): their static shapes
         #: are read when the op first runs, after any set_shape the user added
         self.outputs: tuple[Any, ...] = ()
@@ -201,6 +208,11 @@ class CallProbe:
         capture = self._capture
         retained = self._retained
         watch = self.watch(func) if self._hidden or self._gathering else None
+        # large arrays are hashed whole on the first calls and one call in FULL_CHECK_EVERY,
+        # by sampled blocks on the others (turn: which window; -1: every byte)
+        calls = self._calls
+        self._calls = calls + 1
+        turn = -1 if plan.every_byte or calls < FULL_CHECK_CALLS or not calls % FULL_CHECK_EVERY else calls
 
         # -- before the call: describe inputs (their contents as TF passed them) ----------------
         # Reference counts are read by the same loop shape before and after the call, so that
@@ -222,7 +234,7 @@ class CallProbe:
                 if retained:
                     expected_refs.append(0)
                     expected_refs.append(0)
-            raw = describe(value, capture, None, False, payloads)
+            raw = describe(value, capture, None, False, payloads, turn)
             raw_inputs.append(raw)
             bytes_in += raw[A_NBYTES]
         tokens_before = watch.snapshot() if watch is not None else None
@@ -235,7 +247,7 @@ class CallProbe:
             if site.origin == ORIGIN_GENERATOR and type(exc) is StopIteration:
                 raise  # the generator is exhausted: the end of the dataset, not a failed call
             duration = _perf_ns() - start
-            self._record_failure(plan, args, raw_inputs, start, duration, exc)
+            self._record_failure(plan, args, raw_inputs, start, duration, exc, turn)
             raise
         duration = _perf_ns() - start
         seq = next(_seq)
@@ -258,7 +270,7 @@ class CallProbe:
             if self._kept_outputs or held_outputs:
                 self._check_kept_outputs(held_outputs, roots, args, seq, violations)
         if self._mutation:
-            self._find_mutations(args, raw_inputs, seq, violations)
+            self._find_mutations(args, raw_inputs, seq, violations, turn)
 
         # -- outputs ----------------------------------------------------------------------------
         kind = type(result)
@@ -274,7 +286,7 @@ class CallProbe:
                     if input_root is root:
                         alias = index
                         break
-            raw = describe(value, capture, alias, graph, payloads)
+            raw = describe(value, capture, alias, graph, payloads, turn)
             bytes_out += raw[A_NBYTES]
             raw_outputs.append(raw)
         hints: tuple[Hint, ...] = ()
@@ -282,7 +294,7 @@ class CallProbe:
             hints += self._check_tout(result, seq, violations, eager_inputs)
         if self._shape_check:
             self._check_shapes(raw_outputs, seq, violations)
-        if self._nondeterminism:
+        if self._nondeterminism and (turn < 0 or not _any_sampled(raw_inputs, raw_outputs)):
             self._check_determinism(raw_inputs, raw_outputs, seq, violations)
         if watch is not None:
             hints += self._check_state(watch, tokens_before, seq, violations)
@@ -307,14 +319,21 @@ class CallProbe:
         site = self.site
         return Violation(kind, site.func_name, seq, site.call_site, message, argument)
 
-    def _find_mutations(self, args: tuple, raw_inputs: list, seq: int, violations: list) -> None:
-        """Inputs whose contents changed during the call (fingerprint before vs after)."""
+    def _find_mutations(self, args: tuple, raw_inputs: list, seq: int, violations: list, turn: int) -> None:
+        """Inputs whose contents changed during the call (fingerprint before vs after, taken the
+        same way: whole buffer, sampled for this turn, or logical contents)."""
         site = self.site
         for index, value in enumerate(args):
             if type(value) is not _ndarray:
                 continue
             raw = raw_inputs[index]
-            now = _xxh3(value) if raw[A_FLAGS] & FLAG_BUFFER_HASH else fingerprint(value)
+            flags = raw[A_FLAGS]
+            if flags & FLAG_BUFFER_HASH:
+                now = _xxh3(value)
+            elif flags & FLAG_SAMPLED:
+                now = sampled_fingerprint(value, turn)
+            else:
+                now = fingerprint(value)
             if now != raw[A_FINGERPRINT] and value.flags.writeable:
                 shares = bool(raw[A_FLAGS] & FLAG_SHARES_TENSOR)
                 violations.append(self._violation(
@@ -340,14 +359,14 @@ class CallProbe:
 
     def _record_failure(
         self, plan: active.Plan, args: tuple, raw_inputs: list, start: int, duration: int,
-        exc: BaseException,
+        exc: BaseException, turn: int,
     ) -> None:
         """Record a call that raised; the user's exception then propagates unchanged."""
         self._gathering = False
         seq = next(_seq)
         violations: list[Violation] = []
         if self._mutation:
-            self._find_mutations(args, raw_inputs, seq, violations)
+            self._find_mutations(args, raw_inputs, seq, violations, turn)
         self.impure = True
         invocation = Invocation.create(
             seq, self.site, _get_ident(), _thread_name(), start + _WALL_OFFSET_NS, duration,
@@ -453,7 +472,7 @@ class CallProbe:
                 reference = weakref.ref(owner)
             except TypeError:
                 continue
-            kept.append((reference, fingerprint(owner), seq, index, owner.__array_interface__["data"][0]))
+            kept.append((reference, _content_token(owner), seq, index, owner.__array_interface__["data"][0]))
         earlier, self._kept_outputs = self._kept_outputs, kept
         if not earlier:
             return
@@ -463,7 +482,7 @@ class CallProbe:
             array = reference()
             if array is None:
                 continue  # TF and everybody else let go of it: nothing can see a change
-            changed = fingerprint(array) != was
+            changed = _content_token(array) != was
             if changed or address in addresses:
                 violations.append(self._violation(
                     "retained-reference", seq,
@@ -485,6 +504,20 @@ class CallProbe:
                 "could-be-stateless", name, seq,
                 messages.could_be_stateless_message(name, STATELESS_EVIDENCE_CALLS),
             ))
+
+
+def _any_sampled(raw_inputs: list, raw_outputs: list) -> bool:
+    return any(raw[A_FLAGS] & FLAG_SAMPLED for raw in raw_inputs) or any(
+        raw[A_FLAGS] & FLAG_SAMPLED for raw in raw_outputs
+    )
+
+
+def _content_token(array: Any) -> int:
+    """What a kept output is compared by at the next call: whole when small, sampled (a fixed
+    turn) when large, so that a dense rewrite shows either way at a bounded cost."""
+    if array.nbytes >= SAMPLED_MIN_BYTES and array.flags.c_contiguous:
+        return sampled_fingerprint(array, 0)
+    return fingerprint(array)
 
 
 def _flatten(result: Any) -> list:
