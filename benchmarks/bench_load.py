@@ -7,10 +7,12 @@ Writes one synthetic trace (summary capture: one float32 input and output per ca
 stats samples, a violation every 1,000 calls) with ``export_trace``, then measures in fresh
 subprocesses, one per case, the wall time and peak RSS of
 
-* ``json``: ``json.loads`` of the file's ``trace.json`` member (the floor any loader pays),
-* ``load``: ``tfnp_inspect.load(path)``, everything validated and turned into records.
+* ``json``: ``json.loads`` of the file's ``trace.json`` member (what parsing the JSON alone costs),
+* ``load``: ``tfnp_inspect.load(path)``, everything validated and turned into records,
+* ``earlier`` (with ``--compare SRC``): the same with the package found in another source tree.
 
-Peak RSS is the child's ``ru_maxrss``; "added" is that minus the RSS after its imports.
+Peak RSS is the child's high-water mark (``VmHWM``); "added" is that minus its RSS after its
+imports.
 Not part of ``run.py``: writing the file alone takes tens of seconds.
 """
 
@@ -35,9 +37,13 @@ import gc, json, resource, sys, time, zipfile
 import tfnp_inspect as npi
 import tfnp_inspect.io
 case, path = sys.argv[1], sys.argv[2]
-def rss_mib():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+def rss_mib(field="VmRSS"):
+    # /proc (Linux): ru_maxrss would report the parent's peak, which a child inherits.
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith(field + ":")) / 1024
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 before = rss_mib()
 started = time.perf_counter()
 if case == "json":
@@ -48,7 +54,7 @@ else:
     result = npi.load(path)
     count = len(result.recorder)
 elapsed = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = rss_mib("VmHWM")
 print(json.dumps({"case": case, "seconds": elapsed, "peak_mib": peak,
                   "added_mib": peak - before, "records": count}))
 """
@@ -85,10 +91,11 @@ def write_trace(path: Path, records: int) -> None:
     export_trace(Trace(recorder), path)
 
 
-def measure(case: str, path: Path) -> dict:
+def measure(case: str, path: Path, source: Path = ROOT) -> dict:
+    environment = dict(os.environ, PYTHONPATH=str(source))
     completed = subprocess.run(
         [sys.executable, "-c", CHILD, case, str(path)], capture_output=True, text=True,
-        cwd=ROOT, check=False,
+        cwd=source, env=environment, check=False,
     )
     if completed.returncode:
         raise SystemExit(f"{case} failed:\n{completed.stderr[-3000:]}")
@@ -98,18 +105,24 @@ def measure(case: str, path: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--keep", type=Path, help="write the trace here and keep it")
+    parser.add_argument("--compare", type=Path, metavar="SRC",
+                        help="also time load() of the tfnp_inspect found in this source tree")
+    parser.add_argument("--keep", type=Path, help="write the trace here and keep it (reused if there)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         path = args.keep or Path(folder) / "big.npftrace"
-        started = time.perf_counter()
-        write_trace(path, args.records)
-        written = time.perf_counter() - started
-        print(f"{args.records:,} records: file {path.stat().st_size / 2**20:.1f} MiB, "
-              f"written in {written:.1f} s")
+        if args.keep is None or not path.exists():
+            started = time.perf_counter()
+            write_trace(path, args.records)
+            written = f", made and written in {time.perf_counter() - started:.1f} s"
+        else:
+            written = " (kept from an earlier run)"
+        print(f"{args.records:,} records: file {path.stat().st_size / 2**20:.1f} MiB{written}")
         figures = {case: measure(case, path) for case in ("json", "load")}
+        if args.compare is not None:  # e.g. a `git archive` of an earlier commit
+            figures["earlier"] = measure("load", path, args.compare.resolve())
     for case, figure in figures.items():
-        print(f"  {case:5} {figure['seconds']:7.2f} s   peak RSS {figure['peak_mib']:7.0f} MiB "
+        print(f"  {case:7} {figure['seconds']:7.2f} s   peak RSS {figure['peak_mib']:7.0f} MiB "
               f"(+{figure['added_mib']:.0f} MiB over imports)")
     base, full = figures["json"], figures["load"]
     print(f"  load / json: {full['seconds'] / base['seconds']:.2f}x time, "
