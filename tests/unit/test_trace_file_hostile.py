@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import stat
 import threading
@@ -21,7 +22,7 @@ import numpy as np
 import pytest
 
 import tfnp_inspect as npi
-from tfnp_inspect.io import TraceFileError, chrome_trace, export_trace, trace_file, trace_schema
+from tfnp_inspect.io import TraceFileError, chrome_trace, export_trace, trace_file, trace_reader, trace_schema
 from tfnp_inspect.views.panel import state
 
 import fabricate
@@ -474,6 +475,10 @@ def test_every_member_is_read_once_and_a_merge_shares_the_budget(base, tmp_path)
     second = tmp_path / "second.npftrace"
     second.write_bytes(base.read_bytes())
     size = sum(info.file_size + trace_file.MEMBER_COST for info in zipfile.ZipFile(base).infolist())
+    items = {(a["data"]["member"], tuple(a["data"]["shape"]))
+             for inv in document_of(base)["invocations"] for a in inv["inputs"] + inv["outputs"]
+             if a["data"] is not None and a["data"]["encoding"] == "items"}
+    size += sum(math.prod(shape) for _, shape in items) * trace_reader.ITEM_OBJECT_COST
     assert npi.load(base, max_bytes=size).total == 5
     assert_refused(second, max_bytes=size - 1)
     with pytest.raises(TraceFileError, match=r"second\.npftrace"):

@@ -65,7 +65,8 @@ Only regular files are opened (no directories, FIFOs or devices). Every member i
 decompressed at most once, whatever refers to it, and streamed into a buffer of its declared
 size only after that size was checked against the zip's own sizes and against ``max_bytes``
 (default :data:`DEFAULT_MAX_BYTES`, counting all the decompressed bytes of all the files
-loaded together, plus :data:`MEMBER_COST` per zip member for its directory entry).
+loaded together, plus :data:`MEMBER_COST` per zip member for its directory entry and 48 bytes
+per element of an ``items`` array for its Python object).
 ``trace.json`` may not exceed :data:`MAX_JSON_BYTES`. Any problem raises
 :class:`TraceFileError` naming the file and the problem.
 """

@@ -53,6 +53,9 @@ from .trace_file import (
 CHUNK_BYTES = 1 << 20
 #: Stored (0) and deflated (8): what ``export_trace`` writes and ``np.savez`` reads.
 COMPRESSION_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
+#: What each element of an 'items' member counts against ``max_bytes`` besides its bytes: it
+#: becomes a Python bytes or str object and a pointer.
+ITEM_OBJECT_COST = 48
 #: Memory the standard library's JSON parser may take per byte of text: it is used only for
 #: files the fast decoder refuses to read (unpaired UTF-16 surrogates), within ``max_bytes``.
 FALLBACK_JSON_FACTOR = 32
@@ -451,7 +454,7 @@ def _resolve_dtype(name: str) -> np.dtype | None:
         return None
     try:
         return np.dtype(name)
-    except TypeError:
+    except (TypeError, ValueError):
         pass
     try:  # bfloat16, float8_*, int4 ...: registered with numpy once ml_dtypes is imported
         import ml_dtypes
@@ -460,7 +463,7 @@ def _resolve_dtype(name: str) -> np.dtype | None:
     kind = getattr(ml_dtypes, name, None)
     try:
         return np.dtype(kind) if isinstance(kind, type) else None
-    except TypeError:
+    except (TypeError, ValueError):
         return None
 
 
@@ -512,6 +515,9 @@ class _ArrayReader:
             array = self._items.get(key)
             if array is None:
                 raw = self.read(ref.member, place)
+                count = math.prod(ref.shape)
+                if count * ITEM_HEADER <= raw.size:  # else _decode_items says what is wrong
+                    self.budget.take(count * ITEM_OBJECT_COST, f"{ref.member} ({count:,} items)")
                 array = _decode_items(raw, ref.shape, f"{_where(place)}.data ({ref.member})")
                 array.flags.writeable = False
                 self._items[key] = array
