@@ -45,6 +45,7 @@ from .recording.session import (
     trace,
     uninstall,
 )
+from .recording.strict import raise_violations
 from .recording.trace import Trace
 from .recording.wrapper import numpy_function
 
@@ -127,6 +128,7 @@ __all__ = [
     "is_installed",
     "load",
     "numpy_function",
+    "raise_violations",
     "recorder",
     "replay",
     "set_task_label",

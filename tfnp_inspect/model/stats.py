@@ -1,7 +1,9 @@
 """Per-function aggregates that stay exact when the ring buffer evicts records.
 
 Durations go into a log-linear histogram (8 buckets per power of two, so quantiles are within
-about 6% of the truth) in constant memory; counts, totals and maxima are exact.
+about 6% of the truth) in constant memory; counts, totals, minima and maxima are exact. The
+first :data:`EXACT_QUANTILE_CALLS` durations are also kept as they are, so that the quantiles
+of a function called that few times are exact; every quantile lies within [min, max].
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ _SUB_BUCKETS = 1 << _SUB_BITS
 _SUB_MASK = _SUB_BUCKETS - 1
 #: bit_length minus this is how far a value shifts right to leave its top _SUB_BITS + 1 bits.
 _SHIFT_BIAS = _SUB_BITS + 1
+#: Functions called at most this many times get exact quantiles (their durations are kept).
+EXACT_QUANTILE_CALLS = 128
+#: ``min_ns`` before the first call, or when it is unknown (stats read from older files).
+NO_MIN = 1 << 63
 
 
 def bucket_of(value_ns: int) -> int:
@@ -57,8 +63,9 @@ class DurationHistogram:
             self.counts[b] = self.counts.get(b, 0) + n
         self.count += other.count
 
-    def quantile(self, q: float) -> float:
-        """The q-quantile (0..1), at the middle of its bucket; NaN when empty."""
+    def quantile(self, q: float, low: float | None = None, high: float | None = None) -> float:
+        """The q-quantile (0..1), at the middle of its bucket, kept within ``[low, high]``
+        (the exact minimum and maximum, when known); NaN when empty."""
         if not self.count:
             return float("nan")
         rank = q * (self.count - 1)
@@ -66,10 +73,16 @@ class DurationHistogram:
         for b in sorted(self.counts):
             seen += self.counts[b]
             if seen > rank:
-                low, high = bucket_bounds(b)
-                return (low + high - 1) / 2
-        low, high = bucket_bounds(max(self.counts))
-        return (low + high - 1) / 2
+                break
+        else:
+            b = max(self.counts)
+        first, last = bucket_bounds(b)
+        value = (first + last - 1) / 2
+        if high is not None and value > high:
+            value = float(high)
+        if low is not None and value < low:
+            value = float(low)
+        return value
 
     def copy(self) -> DurationHistogram:
         clone = DurationHistogram()
@@ -91,6 +104,10 @@ class FunctionStats:
     bytes_out: int = 0
     violations: Counter[str] = field(default_factory=Counter[str])
     histogram: DurationHistogram = field(default_factory=DurationHistogram, repr=False)
+    #: The shortest call (:data:`NO_MIN` before the first, or when unknown).
+    min_ns: int = NO_MIN
+    #: The durations of the first :data:`EXACT_QUANTILE_CALLS` calls, as they were.
+    durations_ns: list[int] = field(default_factory=list[int], repr=False)
 
     def add(self, duration_ns: int, bytes_in: int, bytes_out: int, failed: bool, violations: Any) -> None:
         """Count one call; ``violations`` are Violation rows (kind first)."""
@@ -100,6 +117,10 @@ class FunctionStats:
         self.total_ns += duration_ns
         if duration_ns > self.max_ns:
             self.max_ns = duration_ns
+        if duration_ns < self.min_ns:
+            self.min_ns = duration_ns
+        if self.calls <= EXACT_QUANTILE_CALLS:
+            self.durations_ns.append(duration_ns)
         self.bytes_in += bytes_in
         self.bytes_out += bytes_out
         for violation in violations:
@@ -114,10 +135,13 @@ class FunctionStats:
         histogram.count += 1
 
     def merge(self, other: FunctionStats) -> None:
+        exact = self._exact() and other._exact() and self.calls + other.calls <= EXACT_QUANTILE_CALLS
+        self.durations_ns = self.durations_ns + other.durations_ns if exact else []
         self.calls += other.calls
         self.errors += other.errors
         self.total_ns += other.total_ns
         self.max_ns = max(self.max_ns, other.max_ns)
+        self.min_ns = min(self.min_ns, other.min_ns)
         self.bytes_in += other.bytes_in
         self.bytes_out += other.bytes_out
         self.violations.update(other.violations)
@@ -129,16 +153,33 @@ class FunctionStats:
 
     @property
     def p50_ns(self) -> float:
-        return self.histogram.quantile(0.50)
+        return self.quantile(0.50)
 
     @property
     def p99_ns(self) -> float:
-        return self.histogram.quantile(0.99)
+        return self.quantile(0.99)
+
+    def quantile(self, q: float) -> float:
+        """The q-quantile (0..1) of the durations: exact (linear between the two nearest
+        calls) while every duration is kept, else from the histogram; within [min, max]."""
+        if self._exact() and self.durations_ns:
+            ordered = sorted(self.durations_ns)
+            rank = q * (len(ordered) - 1)
+            below = int(rank)
+            above = min(below + 1, len(ordered) - 1)
+            return ordered[below] + (ordered[above] - ordered[below]) * (rank - below)
+        low = self.min_ns if self.min_ns != NO_MIN else None
+        return self.histogram.quantile(q, low, self.max_ns if self.calls else None)
+
+    def _exact(self) -> bool:
+        """Whether ``durations_ns`` holds every call (not so for stats read from older files)."""
+        return len(self.durations_ns) == self.histogram.count
 
     def snapshot(self) -> FunctionStats:
         return FunctionStats(
             self.func_name, self.calls, self.errors, self.total_ns, self.max_ns, self.bytes_in,
-            self.bytes_out, Counter(self.violations), self.histogram.copy(),
+            self.bytes_out, Counter(self.violations), self.histogram.copy(), self.min_ns,
+            list(self.durations_ns),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,6 +196,8 @@ class FunctionStats:
             "bytes_out": self.bytes_out,
             "violations": dict(self.violations),
             "histogram": {str(b): n for b, n in sorted(self.histogram.counts.items())},
+            "min_ns": self.min_ns if self.min_ns != NO_MIN else None,
+            "durations_ns": list(self.durations_ns) if self._exact() else None,
         }
 
     def _repr_html_(self) -> str:
@@ -170,6 +213,10 @@ class FunctionStats:
         for b, n in dict(data["histogram"]).items():
             stats.histogram.counts[int(b)] = int(n)
         stats.histogram.count = sum(stats.histogram.counts.values())
+        if data.get("min_ns") is not None:  # absent from files written before it was kept
+            stats.min_ns = int(data["min_ns"])
+        if data.get("durations_ns") is not None:
+            stats.durations_ns = [int(d) for d in data["durations_ns"]]
         return stats
 
 
