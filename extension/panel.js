@@ -165,7 +165,7 @@ function buildSummary(model, onChange) {
     replaceChildren(body, model.get("summary").map((fn) => {
       const hist = fn.histogram;
       const kinds = Object.entries(fn.violations).map(([kind, n]) =>
-        badge("violation", `${kind} ×${n}`, `${n} call(s) broke the ${kind} contract`));
+        badge("violation", `${kind} ×${n}`, `${n} ${n === 1 ? "call" : "calls"} broke the ${kind} contract`));
       return h("tr", {}, [
         h("td", { className: "tfnp-mono", text: fn.function }),
         h("td", { className: "tfnp-num", text: fn.calls }),

@@ -210,7 +210,7 @@ def test_cell_magic_documents_its_options(shell):
         ("%%npfunc --capacity many\nran = True", "argument --capacity: invalid int value: 'many'"),
         ("%%npfunc -o 1x\nran = True", "-o needs a variable name, not '1x'"),
         ("%%npfunc --filter 're:('\nran = True", "--filter: bad regular expression '('"),
-        ("%npfunc", "the following arguments are required: command"),
+        ("%npfunc", "%npfunc needs a subcommand, one of: on [options], off, status, show [N]"),
         ("%npfunc bogus", "argument command: invalid choice: 'bogus'"),
         ("%npfunc show many", "N must be a whole number, not 'many'"),
         ("%npfunc show 0", "N must be at least 1, got 0"),
@@ -312,8 +312,9 @@ def test_export_writes_a_trace_that_loads_back(shell, tmp_path):
     assert "could not export" in failed.stderr and "Traceback" not in failed.stdout
 
 
-def test_panel_option_displays_the_live_panel_before_the_summary(shell):
+def test_panel_option_displays_the_live_panel_before_the_summary(shell, monkeypatch):
     pytest.importorskip("tfnp_inspect.views.panel")
+    monkeypatch.setattr(shell, "kernel", object(), raising=False)  # a Jupyter kernel draws widgets
     ran = run(shell, "%%npfunc --panel\npipeline(data())")
 
     assert "application/vnd.jupyter.widget-view+json" in ran.outputs[0]

@@ -34,7 +34,7 @@ def test_previews_are_summarised_and_bounded():
     long = fmt.array_preview(np.arange(1_000.0))
     assert "..." in long and len(long) < 100
     tall = fmt.array_preview(np.zeros((30, 2, 2)))
-    assert len(tall.splitlines()) == fmt.PREVIEW_MAX_LINES + 1 and tall.endswith("more lines)")
+    assert len(tall.splitlines()) == fmt.PREVIEW_MAX_LINES + 1 and tall.endswith("(1 more line)")  # singular
     wide = fmt.array_preview(np.array(["x" * 5_000]))
     assert len(wide) == fmt.PREVIEW_MAX_CHARS + 2 and wide.endswith(" …")
 

@@ -39,6 +39,10 @@ _ARGUMENT_COUNTS: dict[str, tuple[int, int]] = {
     "violations": (0, 0), "clear": (0, 0), "export": (1, 1), "panel": (0, 0), "replay": (1, 1),
     "debug": (1, 1),
 }
+#: How each subcommand is written with its arguments (for the usage message of a bare %npfunc).
+_SUBCOMMAND_USAGE = {
+    "on": "on [options]", "show": "show [N]", "export": "export PATH", "replay": "replay SEQ", "debug": "debug SEQ",
+}
 
 _RECORDING_ARGUMENTS = (
     argument("--capacity", type=int, metavar="N", help="invocations kept in the ring buffer (default 10000)."),
@@ -179,7 +183,7 @@ class NpFuncMagics(Magics):
             if parsed.output is not None:
                 self.shell.user_ns[parsed.output] = recorded
             if parsed.panel:
-                self._show_panel(recorded)
+                self._show_panel(recorded, before_cell=True)
             self._run_cell_body(cell)
         summary = render.summarize(recorded, quiet=parsed.quiet, include=include)
         text = render.summary_text(summary)
@@ -206,7 +210,14 @@ class NpFuncMagics(Magics):
         if error is not None:
             outer.error_in_exec = error
 
-    def _show_panel(self, source: Trace) -> None:
+    def _show_panel(self, source: Trace, before_cell: bool = False) -> None:
+        if not shows_widgets(self.shell):
+            if before_cell:
+                print("tfnp_inspect: the live panel needs a Jupyter front-end; the summary follows the cell")
+            else:
+                print(render.panel_text(source))
+                print("\n(a text snapshot: the live panel needs a Jupyter front-end that draws widgets)")
+            return
         try:
             from ..views.panel import TracePanel
         except ImportError as error:
@@ -217,7 +228,7 @@ class NpFuncMagics(Magics):
     # -- %npfunc -------------------------------------------------------------------------------
 
     @magic_arguments("npfunc")
-    @argument("command", choices=tuple(_ARGUMENT_COUNTS), help="what to do (see above).")
+    @argument("command", nargs="?", choices=tuple(_ARGUMENT_COUNTS), help="what to do (see above).")
     @argument("arguments", nargs="*", help="N for show, PATH for export, SEQ for replay and debug.")
     @recording_arguments
     @line_magic("npfunc")
@@ -244,6 +255,10 @@ class NpFuncMagics(Magics):
         if parsed is None:
             return
         command, arguments = parsed.command, parsed.arguments
+        if command is None:  # a bare %npfunc: argparse would call the optional arguments required
+            listed = ", ".join(_SUBCOMMAND_USAGE.get(name, name) for name in _ARGUMENT_COUNTS)
+            self._usage(self.npfunc_line, f"%npfunc needs a subcommand, one of: {listed}")
+            return
         try:
             options = recording_options(parsed)
             if options and command != "on":
@@ -296,8 +311,8 @@ class NpFuncMagics(Magics):
             return
         uninstall()
         self._installed_here = False
-        print(f"tfnp_inspect: recording off; {len(recorder().invocations())} invocations kept "
-              "(%npfunc clear forgets them)")
+        print(f"tfnp_inspect: recording off; {render.plural(len(recorder()), 'invocation')} kept "
+              "(%npfunc clear forgets what was kept)")
 
     def _status(self) -> str:
         rec = recorder()
@@ -338,7 +353,7 @@ class NpFuncMagics(Magics):
         except (OSError, ValueError, TypeError) as error:
             _error(f"could not export to {path}: {error}")
             return
-        print(f"tfnp_inspect: exported {len(source)} invocations to {path}")
+        print(f"tfnp_inspect: exported {render.plural(len(source), 'invocation')} to {path}")
 
     def _replay(self, seq: int, debug: bool) -> None:
         invocation = self._find(seq)
@@ -382,6 +397,15 @@ class NpFuncMagics(Magics):
             uninstall()
         self._installed_here = False
         self.last_trace = None
+
+
+def shows_widgets(shell: Any) -> bool:
+    """Whether the front-end can draw widgets. Only a Jupyter kernel can (ipykernel's shell has
+    a ``kernel``, whose comms carry the widget's state); terminal IPython, a plain
+    ``InteractiveShell`` and ``ipython script.ipy`` cannot, and get the panel as text. A kernel
+    front-end that cannot draw widgets either (jupyter console, a notebook saved as text) shows
+    the panel's own text view (``TracePanel``'s text/plain)."""
+    return getattr(shell, "kernel", None) is not None
 
 
 def _describe_count(bounds: tuple[int, int]) -> str:

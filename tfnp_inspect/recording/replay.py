@@ -156,14 +156,15 @@ def _value_difference(recorded: np.ndarray, replayed: np.ndarray) -> str | None:
         return None
     if not numeric:
         differing = int(np.count_nonzero(recorded != replayed))
-        return f"{differing} of {recorded.size} elements differ"
+        return f"{differing} of {recorded.size} {'element differs' if differing == 1 else 'elements differ'}"
     wide = np.complex128 if recorded.dtype.kind == "c" else np.float64
     old, new = recorded.astype(wide), replayed.astype(wide)
     both_nan = np.isnan(old) & np.isnan(new)
     differing = ~((old == new) | both_nan)
     gap = np.abs(new[differing] - old[differing])
     largest = float(np.nanmax(gap)) if np.isfinite(gap).any() else float("nan")
+    count = int(differing.sum())
     return (
-        f"{int(differing.sum())} of {recorded.size} values differ "
+        f"{count} of {recorded.size} {'value differs' if count == 1 else 'values differ'} "
         f"(max abs difference {largest:.6g})"
     )

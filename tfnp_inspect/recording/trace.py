@@ -65,6 +65,10 @@ class Trace:
     def __repr__(self) -> str:
         return seams.layer("views").trace_text(self)
 
+    def __str__(self) -> str:
+        """``print(trace)``: the summary ``%%npfunc`` shows, violations and hints included."""
+        return seams.layer("views").trace_summary_text(self)
+
     def _repr_html_(self) -> str:
         return seams.layer("views").trace_html(self)
 

@@ -79,7 +79,8 @@ def array_preview(data: Any) -> str:
     )
     lines = [line for line in text.splitlines() if line.strip()]  # drop the blank separators
     if len(lines) > PREVIEW_MAX_LINES:
-        text = "\n".join(lines[:PREVIEW_MAX_LINES]) + f"\n… ({len(lines) - PREVIEW_MAX_LINES} more lines)"
+        more = len(lines) - PREVIEW_MAX_LINES
+        text = "\n".join(lines[:PREVIEW_MAX_LINES]) + f"\n… ({more} more {'line' if more == 1 else 'lines'})"
     else:
         text = "\n".join(lines)
     return text if len(text) <= PREVIEW_MAX_CHARS else text[:PREVIEW_MAX_CHARS] + " …"

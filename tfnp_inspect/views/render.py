@@ -30,9 +30,9 @@ from .format import (
 
 __all__ = [  # what the magics and users read from here (units and previews live in .format)
     "PREVIEW_MAX_CHARS", "NameFilter", "Summary", "array_html", "array_preview", "human_bytes",
-    "human_duration", "invocation_html", "invocations_html", "invocations_text", "plural",
+    "human_duration", "invocation_html", "invocations_html", "invocations_text", "panel_text", "plural",
     "stats_html", "stats_text", "summarize", "summary_html", "summary_text", "trace_html",
-    "trace_text", "violations_html", "violations_text",
+    "trace_summary_text", "trace_text", "violations_html", "violations_text",
 ]
 
 #: Summaries list at most this many groups of violations (all are in ``trace.violations``).
@@ -221,14 +221,15 @@ def group_violations(violations: Iterable[Violation]) -> list[ViolationGroup]:
 
 def _calls(seqs: Sequence[int]) -> str:
     listed = ", ".join(f"#{s}" for s in seqs[:MAX_LISTED_CALLS])
-    return listed if len(seqs) <= MAX_LISTED_CALLS else f"{listed} … ({len(seqs)} calls)"
+    return listed if len(seqs) <= MAX_LISTED_CALLS else f"{listed} … ({plural(len(seqs), 'call')})"
 
 
 def _listed(groups: list[ViolationGroup]) -> tuple[list[ViolationGroup], int]:
     return groups[:MAX_LISTED_VIOLATIONS], max(0, len(groups) - MAX_LISTED_VIOLATIONS)
 
 
-_MORE_VIOLATIONS = "… and {} more places (all violations are in trace.violations)"
+def _more_violations(more: int) -> str:
+    return f"… and {more} more {'place' if more == 1 else 'places'} (all violations are in trace.violations)"
 
 
 def violations_text(violations: Sequence[Violation]) -> str:
@@ -242,7 +243,7 @@ def violations_text(violations: Sequence[Violation]) -> str:
         lines.append(f"  [{first.kind}] {first.func_name}, {calls} {_calls(seqs)}{where}")
         lines.append(f"      {first.message}")
     if more:
-        lines.append("  " + _MORE_VIOLATIONS.format(more))
+        lines.append("  " + _more_violations(more))
     return "\n".join(lines)
 
 
@@ -263,7 +264,7 @@ def _violations_section_html(violations: Sequence[Violation]) -> str:
     ]
     parts = [_title(plural(len(violations), "violation"), "warn"), _html_table(_VIOLATION_HEADERS, rows)]
     if more:
-        parts.append(_muted(_MORE_VIOLATIONS.format(more)))
+        parts.append(_muted(_more_violations(more)))
     return "".join(parts)
 
 
@@ -318,10 +319,10 @@ def _header(trace: Trace, per_function: Sequence[FunctionStats], functions: int)
         plural(violations, "violation"),
     ]
     if len(per_function) != functions:
-        parts.append(f"{len(per_function)} of {functions} functions match the filter")
+        parts.append(f"{len(per_function)} of {plural(functions, 'function')} match the filter")
     if trace.dropped:
         parts.append(
-            f"the buffer kept the last {len(trace)} of {trace.total} calls "
+            f"the buffer kept the last {len(trace)} of {plural(trace.total, 'call')} "
             f"(capacity {trace.capacity}); the table counts all"
         )
     if trace.source:
@@ -355,11 +356,17 @@ def undeclared_note(trace: Trace) -> str:
 
 
 def trace_text(trace: Trace) -> str:
-    """Concise: a header line with the counts, then the per-function table."""
+    """``repr(trace)``, concise: a header line with the counts, then the per-function table."""
     per_function = list(trace.stats().values())
     note = undeclared_note(trace)
     table = _stats_table_text(per_function)
     return "\n".join(filter(None, (_header(trace, per_function, len(per_function)), note, table)))
+
+
+def trace_summary_text(trace: Trace) -> str:
+    """``print(trace)``: what ``%%npfunc`` shows after a cell (the counts, the per-function
+    table, the violations with their call sites, the hints), as :func:`trace_html` does."""
+    return summary_text(summarize(trace))
 
 
 def trace_html(trace: Trace) -> str:
@@ -452,6 +459,18 @@ def invocations_text(invocations: Sequence[Invocation]) -> str:
     if not invocations:
         return "(no invocations)"
     return _text_table(_INVOCATIONS_HEADERS, [_invocation_row(i) for i in invocations], (0, 3))
+
+
+#: How many of the newest invocations the panel's text view lists.
+PANEL_TEXT_ROWS = 20
+
+
+def panel_text(trace: Trace, rows: int = PANEL_TEXT_ROWS) -> str:
+    """The trace panel as text, for front-ends that cannot draw widgets (a terminal, jupyter
+    console, a notebook rendered as text): the summary, then the newest invocations."""
+    newest = trace.invocations[-rows:] if rows > 0 else []
+    title = f"newest {plural(len(newest), 'invocation')} (of {len(trace)} kept):"
+    return "\n\n".join((summary_text(summarize(trace)), title, invocations_text(newest)))
 
 
 def invocations_html(invocations: Sequence[Invocation]) -> str:

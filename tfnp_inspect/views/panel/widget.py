@@ -29,6 +29,7 @@ import traitlets
 
 from ...recording.recorder import Recorder
 from ...recording.trace import Trace
+from ..render import panel_text
 from .feed import DEFAULT_INTERVAL, Mirror, Refresher
 from .state import (
     SORT_KEYS,
@@ -206,6 +207,15 @@ class TracePanel(anywidget.AnyWidget):
         self.replay_result = {}  # a repeated identical result must still reach the front-end
         self.replay_result = result
         return result
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The widget where it can be drawn; as text, a snapshot of what it shows (as tqdm
+        falls back to a text bar) rather than ``<TracePanel object at 0x...>``."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if isinstance(data, dict):
+            data["text/plain"] = panel_text(Trace(self._recorder))
+        return bundle
 
     def close(self) -> None:
         """Stop live updates (unsubscribe, end the refresher thread) and close the widget."""
