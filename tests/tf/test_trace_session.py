@@ -363,3 +363,29 @@ def test_tracing_started_before_tensorflow_is_imported() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["1", "wrapper"]
+
+
+def module_level_double(x: np.ndarray) -> np.ndarray:
+    return x * 2
+
+
+def test_imported_graph_def_runs_under_install(process_recorder: npi.Recorder) -> None:
+    """An imported GraphDef finds its callback through TF's own link ``func.ag_dnc_wrapper__``
+    (the registration outlives the graph that made it); recording must leave that link as TF set it."""
+    npi.install()
+    try:
+        built = tf.Graph()
+        with built.as_default():
+            x = tf.compat.v1.placeholder(tf.float32, name="x")
+            y = tf.compat.v1.py_func(module_level_double, [x], tf.float32)
+        graph_def, output_name = built.as_graph_def(), y.name
+        del built, x, y
+        imported = tf.Graph()
+        with imported.as_default():
+            feed = tf.compat.v1.placeholder(tf.float32, name="feed")
+            (result,) = tf.compat.v1.import_graph_def(graph_def, input_map={"x:0": feed}, return_elements=[output_name])
+            with tf.compat.v1.Session() as session:
+                assert session.run(result, {feed: [1.5, 2.0]}).tolist() == [3.0, 4.0]
+    finally:
+        npi.uninstall()
+    assert [inv.func_name for inv in process_recorder.invocations()] == ["module_level_double"]
