@@ -276,6 +276,9 @@ def input0(d):
         (lambda d: d.update(dropped=-5), ["trace.dropped must be a non-negative integer"]),
         (lambda d: d.update(total=d["total"] + 1),
          ["trace.total is", "plus the 5 invocations kept", "inconsistent"]),
+        (lambda d: stats0(d).update(min_ns=-1), ["trace.stats[0].min_ns must be a non-negative integer"]),
+        (lambda d: stats0(d).update(durations_ns=[1] * 129), ["trace.stats[0].durations_ns must be a list of at most 128"]),
+        (lambda d: stats0(d).update(durations_ns=[HUGE]), ["trace.stats[0].durations_ns[0]"]),
         (lambda d: stats0(d).update(calls=1.5), ["trace.stats[0].calls must be a non-negative integer, not a number"]),
         (lambda d: call0(d).update(duration_ns=1e300), ["trace.invocations[0].duration_ns must be a non-negative integer, not a number"]),
     ],
@@ -291,7 +294,8 @@ def extreme(d):
     for entry in d["stats"]:
         entry.update(calls=top, errors=top, total_ns=top, max_ns=top, bytes_in=top, bytes_out=top,
                      violations={"mutated-input": top},
-                     histogram={"0": top, str(trace_schema.MAX_BUCKET): top})
+                     histogram={"0": top, str(trace_schema.MAX_BUCKET): top},
+                     min_ns=0, durations_ns=[top, 0])
     for index, inv in enumerate(d["invocations"]):
         inv.update(seq=top - index, thread_id=2**64 - 1, start_ns=top if index % 2 else -(2**63),
                    duration_ns=top)

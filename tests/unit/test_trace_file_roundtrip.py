@@ -125,3 +125,12 @@ def test_float8_e5m2_arrays_written_by_earlier_exporters_load(tmp_path):
             archive.writestr(name, data)
     data = npi.load(path).invocations[0].inputs[0].data
     assert data.dtype == values.dtype and np.array_equal(data.astype(np.float32), values.astype(np.float32))
+
+
+def test_stats_keep_their_minimum_and_exact_durations(tmp_path):
+    calls = [fabricate.invocation(duration_ns=d, seq=n) for n, d in enumerate((900, 1_000, 50_000))]
+    trace = fabricate.trace_of(calls)
+    export_trace(trace, tmp_path / "s.npftrace")
+    loaded = npi.load(tmp_path / "s.npftrace").stats()["double"]
+    assert loaded.to_dict() == trace.stats()["double"].to_dict()
+    assert loaded.min_ns == 900 and loaded.durations_ns == [900, 1_000, 50_000]
