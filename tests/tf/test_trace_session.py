@@ -389,3 +389,18 @@ def test_imported_graph_def_runs_under_install(process_recorder: npi.Recorder) -
     finally:
         npi.uninstall()
     assert [inv.func_name for inv in process_recorder.invocations()] == ["module_level_double"]
+
+
+def test_a_retraced_function_is_remembered_once() -> None:
+    """Every op keeps its function weakly for replay; one function built into many graphs (a
+    tf.function retraced per Python scalar) must cost one entry, not one per op."""
+    from tfnp_inspect.model import records
+
+    def retraced(x: np.ndarray) -> np.ndarray:
+        return x + 1
+
+    before = len(records._site_functions)
+    step = tf.function(lambda v, k: tf.numpy_function(retraced, [v], tf.float32) * k)
+    for k in range(30):
+        step(tf.ones([1]), float(k))  # a new graph, and a new op, for every Python float
+    assert len(records._site_functions) - before == 1

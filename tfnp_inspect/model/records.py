@@ -207,8 +207,20 @@ _site_functions: dict[int, weakref.ref[Any]] = {}
 _site_keys = itertools.count(1)
 
 
+#: One key per live function, however many ops are built from it (a tf.function retraced
+#: thousands of times must not leave thousands of entries behind).
+_keys_by_function: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
 def remember_function(func: Any) -> int:
     """Keep a weak reference to ``func`` for replay; the key to put in its CallSite."""
+    if not isinstance(func, types.MethodType):  # bound methods are made anew at each access
+        try:
+            known = _keys_by_function.get(func)
+        except TypeError:  # not weakly referenceable (or unhashable)
+            known = None
+        if known is not None:
+            return known
     key = next(_site_keys)
 
     def forget(_: object) -> None:
@@ -220,6 +232,11 @@ def remember_function(func: Any) -> int:
         _site_functions[key] = reference(func, forget)
     except TypeError:  # not weakly referenceable: replay needs the function passed explicitly
         return 0
+    if not isinstance(func, types.MethodType):
+        try:
+            _keys_by_function[func] = key
+        except TypeError:  # weakly referenceable but unhashable
+            pass
     return key
 
 
