@@ -157,7 +157,7 @@ function buildSummary(model, onChange) {
     h("summary", { text: "Per-function summary" }),
     h("table", { className: "tfnp-table" }, [
       h("thead", {}, [h("tr", {}, ["function", "calls", "errors", "p50", "p99", "max", "timing",
-        "violations"].map((title) => h("th", { text: title })))]),
+        "in flight", "time share", "violations", "hints"].map((title) => h("th", { text: title })))]),
       body,
     ]),
   ]);
@@ -166,8 +166,13 @@ function buildSummary(model, onChange) {
       const hist = fn.histogram;
       const kinds = Object.entries(fn.violations).map(([kind, n]) =>
         badge("violation", `${kind} ×${n}`, `${n} ${n === 1 ? "call" : "calls"} broke the ${kind} contract`));
+      const pipeline = fn.pipeline;
+      const hints = (fn.hints || []).map((kind) => badge("hint", kind, "advice, not a bug: see the hints below"));
       return h("tr", {}, [
-        h("td", { className: "tfnp-mono", text: fn.function }),
+        h("td", {}, [
+          h("div", { className: "tfnp-mono", text: fn.function }),
+          ...(fn.signatures || []).map((line) => h("div", { className: "tfnp-mono tfnp-signature", text: line })),
+        ]),
         h("td", { className: "tfnp-num", text: fn.calls }),
         h("td", { className: fn.errors ? "tfnp-num tfnp-error-text" : "tfnp-num", text: fn.errors }),
         h("td", { className: "tfnp-num", text: formatNs(fn.p50_ns) }),
@@ -176,11 +181,218 @@ function buildSummary(model, onChange) {
         h("td", { className: "tfnp-spark" }, [hist.counts.length
           ? bars(hist.counts, 96, 18, `durations ${formatNs(hist.low_ns)} … ${formatNs(hist.high_ns)} (log scale)`, 16)
           : null]),
+        h("td", {
+          className: "tfnp-num",
+          text: pipeline ? `${pipeline.mean_in_flight.toFixed(2)} / ${pipeline.max_in_flight}` : "–",
+          title: pipeline ? `calls running at once (mean / max), from ${pipeline.thread_names} threads`
+            + (pipeline.parallel_work === null ? "" : `; their work progressed ${pipeline.parallel_work.toFixed(2)} calls at a time`) : "",
+        }),
+        h("td", {
+          className: "tfnp-num",
+          text: pipeline ? `${Math.round(pipeline.time_share * 100)}%` : "–",
+          title: pipeline ? `a call was running for ${formatNs(pipeline.busy_ns)} of the traced wall time` : "",
+        }),
         h("td", {}, kinds),
+        h("td", {}, hints),
       ]);
     }));
   }
   onChange(["summary"], update);
+  update();
+  return node;
+}
+
+function buildFindings(model, onChange) {
+  const list = h("ul", { className: "tfnp-findings" });
+  const summary = h("summary");
+  const node = h("details", { className: "tfnp-hints", open: "" }, [summary, list]);
+  function update() {
+    const findings = model.get("findings");
+    const hints = findings.hints || [];
+    const builds = findings.builds || [];
+    node.hidden = !hints.length && !builds.length;
+    summary.textContent = `Hints from all calls (${hints.length})`;
+    replaceChildren(list, [
+      ...hints.map((hint) => h("li", {}, [
+        badge("hint", hint.kind, "advice, not a bug"),
+        h("span", { className: "tfnp-mono", text: ` ${hint.function}` }),
+        h("span", { text: `: ${hint.message}` }),
+      ])),
+      ...builds.map((text) => h("li", { className: "tfnp-muted", text: `ops built: ${text}` })),
+      builds.length && findings.registry ? h("li", { className: "tfnp-muted", text: findings.registry }) : null,
+    ]);
+  }
+  onChange(["findings"], update);
+  update();
+  return node;
+}
+
+// -- the timeline: threads as lanes, calls as bars --------------------------------------------------
+
+const TL_WIDTH = 1200; // viewBox units; the SVG scales to the panel's width
+const TL_LABEL = 120; // lane labels on the left
+const TL_LANE = 16;
+const TL_AXIS = 18;
+const TL_COLORS = 8; // bar colours cycle per function (tfnp-tl-fn-0 … 7 in the CSS)
+// bar fields, as state.timeline sends them
+const [B_LANE, B_START, B_END, B_SEQ, B_FLAGS, B_CALLS, B_FUNCTION] = [0, 1, 2, 3, 4, 5, 6];
+const BAR_VIOLATION = 1;
+const BAR_ERROR = 2;
+
+function niceStep(span) {
+  const raw = span / 6;
+  const power = 10 ** Math.floor(Math.log10(Math.max(raw, 1)));
+  for (const factor of [1, 2, 5, 10]) if (raw <= factor * power) return factor * power;
+  return 10 * power;
+}
+
+function buildTimeline(model, onChange) {
+  const setWindow = (window) => {
+    model.set("timeline_window", window);
+    model.save_changes();
+  };
+  const current = () => {
+    const tl = model.get("timeline");
+    return tl.window && tl.window.length === 2 ? tl.window : [0, 0];
+  };
+  const zoom = (factor) => {
+    const tl = model.get("timeline");
+    const [low, high] = current();
+    const middle = (low + high) / 2;
+    const half = Math.max(1000, ((high - low) * factor) / 2);
+    const from = Math.max(tl.start, middle - half);
+    const to = Math.min(tl.end, middle + half);
+    if (factor > 1 && from <= tl.start && to >= tl.end) setWindow([]);
+    else setWindow([from, to]);
+  };
+  const zoomIn = h("button", { type: "button", className: "tfnp-tl-zoom-in", text: "+", title: "Zoom in", onclick: () => zoom(0.5) });
+  const zoomOut = h("button", { type: "button", className: "tfnp-tl-zoom-out", text: "−", title: "Zoom out", onclick: () => zoom(2) });
+  const reset = h("button", { type: "button", className: "tfnp-tl-reset", text: "all", title: "Show every kept call", onclick: () => setWindow([]) });
+  const range = h("span", { className: "tfnp-muted tfnp-tl-range" });
+  const chart = svg("svg", { class: "tfnp-tl-chart", role: "img" });
+  const plot = h("div", { className: "tfnp-tl-plot" }, [chart]);
+  const empty = h("div", { className: "tfnp-empty", text: "No calls recorded yet." });
+  const summary = h("summary", { text: "Timeline" });
+  const node = h("details", { className: "tfnp-timeline", open: "" }, [
+    summary,
+    h("div", { className: "tfnp-tl-tools" }, [zoomIn, zoomOut, reset, range,
+      h("span", { className: "tfnp-muted", text: "drag across the bars to zoom to a time window; click a bar for its call" })]),
+    plot,
+    empty,
+  ]);
+
+  let drag = null;
+  const toX = (event) => {
+    const box = chart.getBoundingClientRect();
+    return ((event.clientX - box.left) * TL_WIDTH) / Math.max(1, box.width);
+  };
+  const toTime = (x) => {
+    const [low, high] = current();
+    return low + ((Math.min(Math.max(x, TL_LABEL), TL_WIDTH) - TL_LABEL) / (TL_WIDTH - TL_LABEL)) * (high - low);
+  };
+  chart.addEventListener("mousedown", (event) => {
+    if (event.button !== 0) return;
+    const x = toX(event);
+    if (x < TL_LABEL) return;
+    const band = svg("rect", { class: "tfnp-tl-brush", x, y: 0, width: 0, height: chart.viewBox.baseVal.height });
+    chart.append(band);
+    drag = { x, band };
+    event.preventDefault();
+  });
+  chart.addEventListener("mousemove", (event) => {
+    if (!drag) return;
+    const x = Math.min(Math.max(toX(event), TL_LABEL), TL_WIDTH);
+    drag.band.setAttribute("x", String(Math.min(drag.x, x)));
+    drag.band.setAttribute("width", String(Math.abs(x - drag.x)));
+  });
+  const endDrag = (event) => {
+    if (!drag) return;
+    const x = toX(event);
+    const { x: startX, band } = drag;
+    drag = null;
+    band.remove();
+    if (Math.abs(x - startX) < 4) return; // a click, not a drag
+    const [from, to] = [toTime(Math.min(startX, x)), toTime(Math.max(startX, x))];
+    if (to > from) setWindow([from, to]);
+  };
+  chart.addEventListener("mouseup", endDrag);
+  chart.addEventListener("mouseleave", (event) => { if (drag) endDrag(event); });
+
+  function update() {
+    const tl = model.get("timeline");
+    const lanes = tl.lanes || [];
+    const hasCalls = lanes.length > 0 || (tl.end || 0) > 0;
+    plot.hidden = !hasCalls;
+    empty.hidden = hasCalls;
+    const [low, high] = current();
+    const span = Math.max(1, high - low);
+    const zoomed = (model.get("timeline_window") || []).length === 2;
+    reset.disabled = !zoomed;
+    const shown = (tl.bars || []).reduce((n, bar) => n + bar[B_CALLS], 0);
+    range.textContent = `${formatNs(low - tl.start)} … ${formatNs(high - tl.start)} after the first kept call · `
+      + `${shown} ${shown === 1 ? "call" : "calls"} in ${lanes.length} ${lanes.length === 1 ? "thread" : "threads"}`
+      + (tl.merged ? " (calls closer than a pixel drawn as one bar: zoom in to tell them apart)" : "");
+    const height = TL_AXIS + lanes.length * TL_LANE + 4;
+    chart.setAttribute("viewBox", `0 0 ${TL_WIDTH} ${height}`);
+    const label = svg("title");
+    label.textContent = "numpy_function calls per thread over time";
+    const nodes = [label];
+    // axis: ticks at round offsets from the first kept call
+    const step = niceStep(span);
+    for (let t = Math.ceil((low - tl.start) / step) * step; t + tl.start <= high; t += step) {
+      const x = TL_LABEL + ((t + tl.start - low) / span) * (TL_WIDTH - TL_LABEL);
+      nodes.push(svg("line", { class: "tfnp-tl-tick", x1: x, x2: x, y1: TL_AXIS - 4, y2: height }));
+      const text = svg("text", { class: "tfnp-tl-tick-label", x: x + 2, y: TL_AXIS - 6 });
+      text.textContent = formatNs(t);
+      nodes.push(text);
+    }
+    lanes.forEach((lane, index) => {
+      const y = TL_AXIS + index * TL_LANE;
+      nodes.push(svg("rect", { class: index % 2 ? "tfnp-tl-lane tfnp-tl-lane-odd" : "tfnp-tl-lane", x: 0, y, width: TL_WIDTH, height: TL_LANE }));
+      const text = svg("text", { class: "tfnp-tl-lane-label", x: 4, y: y + TL_LANE - 4 });
+      text.textContent = lane.thread;
+      const tip = svg("title");
+      tip.textContent = `thread ${lane.thread} on ${lane.process}`;
+      text.append(tip);
+      nodes.push(text);
+    });
+    const functions = tl.functions || [];
+    const selected = model.get("selected_seq");
+    for (const bar of tl.bars || []) {
+      const y = TL_AXIS + bar[B_LANE] * TL_LANE + 3;
+      const x0 = TL_LABEL + ((Math.max(bar[B_START], low) - low) / span) * (TL_WIDTH - TL_LABEL);
+      const x1 = TL_LABEL + ((Math.min(bar[B_END], high) - low) / span) * (TL_WIDTH - TL_LABEL);
+      const classes = ["tfnp-tl-bar", `tfnp-tl-fn-${bar[B_FUNCTION] < 0 ? "mixed" : bar[B_FUNCTION] % TL_COLORS}`];
+      if (bar[B_FLAGS] & BAR_VIOLATION) classes.push("tfnp-tl-violation");
+      if (bar[B_FLAGS] & BAR_ERROR) classes.push("tfnp-tl-error");
+      if (bar[B_SEQ] === selected) classes.push("tfnp-tl-selected");
+      const rect = svg("rect", {
+        class: classes.join(" "), x: x0.toFixed(2), y, width: Math.max(1, x1 - x0).toFixed(2), height: TL_LANE - 6,
+        "data-seq": bar[B_SEQ],
+      });
+      const name = bar[B_FUNCTION] < 0 ? "several functions" : functions[bar[B_FUNCTION]];
+      const tip = svg("title");
+      tip.textContent = bar[B_CALLS] > 1
+        ? `${bar[B_CALLS]} calls (${name}) from #${bar[B_SEQ]} over ${formatNs(bar[B_END] - bar[B_START])}`
+        : `#${bar[B_SEQ]} ${name}: ${formatNs(bar[B_END] - bar[B_START])}`
+          + (bar[B_FLAGS] & BAR_VIOLATION ? " · broke a contract" : "") + (bar[B_FLAGS] & BAR_ERROR ? " · raised" : "");
+      rect.append(tip);
+      rect.addEventListener("click", () => {
+        model.set("selected_seq", bar[B_SEQ]);
+        model.save_changes();
+      });
+      nodes.push(rect);
+      if (bar[B_FLAGS] & (BAR_VIOLATION | BAR_ERROR)) {
+        const mark = Math.max(x0, Math.min(x1, x0 + 3));
+        nodes.push(svg("polygon", {
+          class: bar[B_FLAGS] & BAR_ERROR ? "tfnp-tl-mark tfnp-tl-mark-error" : "tfnp-tl-mark",
+          points: `${(mark - 3).toFixed(2)},${y - 3} ${(mark + 3).toFixed(2)},${y - 3} ${mark.toFixed(2)},${y + 2}`,
+        }));
+      }
+    }
+    chart.replaceChildren(...nodes);
+  }
+  onChange(["timeline", "timeline_window", "selected_seq"], update);
   update();
   return node;
 }
@@ -425,6 +637,8 @@ export default {
     const root = h("div", { className: "tfnp-panel" }, [
       buildHeader(model, onChange),
       buildSummary(model, onChange),
+      buildFindings(model, onChange),
+      buildTimeline(model, onChange),
       buildControls(model, onChange),
       h("div", { className: "tfnp-main" }, [
         h("div", { className: "tfnp-list" }, [buildTable(model, onChange), buildPager(model, onChange)]),

@@ -144,6 +144,31 @@ def post_mortem(nb: nbformat.NotebookNode) -> None:
     assert "all finite now: True" in cell_text(cell_with(nb, "standardize_guarded"))
 
 
+def slow_and_shapeless(nb: nbformat.NotebookNode) -> None:
+    (failing,) = tagged_cells(nb)
+    (error,) = errors(failing)
+    assert error.ename == "ValueError" and "unknown" in error.evalue  # Keras needs the shapes first
+    assert "shape=<unknown>" in cell_text(failing)
+    peek = cell_text(cell_with(nb, "%%npfunc -o peek"))
+    assert "[unknown-shape] normalize" in peek
+    assert "`y0.set_shape([32, 32, 3])`; `y1.set_shape([])`" in peek
+    assert "normalize(int64[]) -> float32[32,32,3], int64[]" in peek
+    shapes = cell_text(cell_with(nb, "%npfunc shapes"))
+    assert "set_shape([32, 32, 3])" in shapes and "set_shape([])" in shapes
+    slow = cell_text(cell_with(nb, "%%npfunc -o slow"))
+    assert "one epoch in" in slow and "[serialized] normalize" in slow and "[unknown-shape]" not in slow
+    assert "in flight (mean)" in slow and "(256 calls)" in slow
+    panel = cell_with(nb, "TracePanel(slow)")
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in panel.outputs)
+    fast = cell_text(cell_with(nb, "%%npfunc -o fast"))
+    assert "normalize_batch" in fast and "[serialized]" not in fast and "[unknown-shape]" not in fast
+    assert "in 16 calls after" in cell_text(cell_with(nb, "%npfunc stats"))
+    assert "[retraced] jitter" in cell_text(cell_with(nb, "%%npfunc -o retraced"))
+    verdict = cell_text(cell_with(nb, 'for name, trace in [("python floats"'))
+    assert "python floats: jitter built into 16 op(s); hints: ['retraced']" in verdict
+    assert "tensors      : jitter built into 1 op(s); hints: []" in verdict
+
+
 STORIES: dict[str, Callable[[nbformat.NotebookNode], None]] = {
     "01_quickstart.ipynb": quickstart,
     "02_aliasing_trap.ipynb": aliasing_trap,
@@ -151,6 +176,7 @@ STORIES: dict[str, Callable[[nbformat.NotebookNode], None]] = {
     "04_tout_trap.ipynb": tout_trap,
     "05_tfdata_pipeline.ipynb": tfdata_pipeline,
     "06_post_mortem.ipynb": post_mortem,
+    "07_slow_and_shapeless.ipynb": slow_and_shapeless,
 }
 
 

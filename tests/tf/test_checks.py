@@ -378,8 +378,8 @@ def test_violation_kinds_and_clean_twins(case: Case, mode: str) -> None:
     assert kinds_of(t) == case.kinds
     warned = sorted(str(w.message).split("]")[0].strip("[") for w in violation_warnings(caught))
     assert warned == sorted(case.kinds)  # once per function and kind
-    if not case.kinds:
-        assert t.hints == []  # clean twins get no hints either
+    if not case.kinds:  # clean twins get no hints either, but for the shapes their graph ops leave unknown
+        assert [h for h in t.hints if h.kind != "unknown-shape"] == []
 
 
 def test_tout_mismatch_is_recorded_although_eager_accepts_it() -> None:

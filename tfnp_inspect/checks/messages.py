@@ -158,24 +158,27 @@ def unknown_shape_message(
     varied = " (None: the dimensions that varied between calls)" if any("None" in d for *_, d in fixes) else ""
     return (
         f"{func_name}{where}: {known}. A numpy_function's outputs have no static shape unless the code "
-        "declares one, so every op and layer built on them sees an unknown shape (Keras fails with "
-        "'as_list() is not defined on an unknown TensorShape'). "
+        "declares one, and ops and layers built on them see only what was declared (Keras fails with "
+        "'as_list() is not defined on an unknown TensorShape' or 'Cannot take the length of shape with "
+        "unknown rank'; layers that need an unknown dimension cannot be built, and shape checks are "
+        "skipped). "
         f"Add after the numpy_function call ({names}): {set_lines}{varied}; or {ensure_lines}, which also "
         "checks the shape on every call."
     )
 
 
 def serialized_message(
-    func_name: str, calls: int, threads: int, mean_in_flight: float, busy_share: float,
+    func_name: str, calls: int, threads: int, mean_in_flight: float, parallel_work: float, busy_share: float,
 ) -> str:
     return (
-        f"{func_name} was called {calls:,} times from {threads} threads, but its calls barely "
-        f"overlapped ({mean_in_flight:.2f} in flight on average) while keeping it busy "
-        f"{busy_share:.0%} of the time from its first call to its last: the pipeline waited on it one "
-        "call at a time. A Python function holds the GIL while it runs, so TensorFlow's threads (a "
-        "tf.data map with num_parallel_calls) take turns instead of running it in parallel. What "
-        "helps: numpy work on whole arrays, which releases the GIL (fewer Python-level loops: "
-        "vectorise them into a few large numpy calls); moving the work into TensorFlow ops "
+        f"{func_name} was called {calls:,} times from {threads} threads, but its calls took turns "
+        f"({mean_in_flight:.2f} in flight on average; their work progressed {parallel_work:.2f} calls "
+        f"at a time) while keeping it busy {busy_share:.0%} of the time from its first call to its "
+        "last: the pipeline waited on it one call at a time. A Python function holds the GIL while "
+        "its Python code runs, so TensorFlow's threads (a tf.data map with num_parallel_calls) take "
+        "turns instead of running it in parallel. What helps: numpy work on whole arrays, which "
+        "releases the GIL (fewer Python-level loops: vectorise them into a few large numpy calls, "
+        "or map over batches rather than single elements); moving the work into TensorFlow ops "
         "(tf.image, tf.strings, tf.math), which need no Python at all; and, if the map is "
         "sequential, num_parallel_calls=tf.data.AUTOTUNE once the work releases the GIL."
     )

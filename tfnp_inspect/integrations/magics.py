@@ -35,7 +35,7 @@ from ..views import render
 DEFAULT_SHOW = 20
 #: The ``%npfunc`` subcommands, with the (least, most) number of arguments each takes.
 _ARGUMENT_COUNTS: dict[str, tuple[int, int]] = {
-    "on": (0, 0), "off": (0, 0), "status": (0, 0), "show": (0, 1), "stats": (0, 0),
+    "on": (0, 0), "off": (0, 0), "status": (0, 0), "show": (0, 1), "stats": (0, 0), "shapes": (0, 0),
     "violations": (0, 0), "clear": (0, 0), "export": (1, 1), "panel": (0, 0), "replay": (1, 1),
     "debug": (1, 1),
 }
@@ -239,7 +239,11 @@ class NpFuncMagics(Magics):
         off            stop recording (what was recorded stays)
         status         is recording on, with which options, how much is kept
         show [N]       the last N invocations (default 20)
-        stats          per-function table: calls, errors, times, bytes, violations
+        stats          per-function table: calls, errors, times, bytes, violations; then each
+                       op's signature, how calls overlapped (threads, calls in flight, share of
+                       the wall time) and call sites built into several graphs (retracing)
+        shapes         per op and output: the shapes calls returned, the static shape TF knows
+                       and the set_shape line to add where it knows less
         violations     the violations found
         clear          forget everything recorded
         export PATH    write the trace to a file
@@ -248,7 +252,7 @@ class NpFuncMagics(Magics):
                        inputs (needs capture=full) and show how the result differs
         debug SEQ      the same, stepping through the function in the debugger
 
-        show, stats, violations, export and panel read the process-wide recorder while
+        show, stats, shapes, violations, export and panel read the process-wide recorder while
         recording is on (or before any %%npfunc cell ran), else the last %%npfunc cell's trace.
         """
         parsed = self._parse(self.npfunc_line, line)
@@ -282,7 +286,11 @@ class NpFuncMagics(Magics):
             invocations = self._source().invocations[-number:]
             _bundle(render.invocations_text(invocations), render.invocations_html(invocations))
         elif command == "stats":
-            display(self._source().stats())
+            source = self._source()
+            _bundle(render.stats_report_text(source), render.stats_report_html(source))
+        elif command == "shapes":
+            source = self._source()
+            _bundle(render.shapes_text(source), render.shapes_html(source))
         elif command == "violations":
             violations = self._source().violations
             _bundle(render.violations_text(violations), render.violations_html(violations))

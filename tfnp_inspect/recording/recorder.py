@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 import warnings
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..model.options import Options
+from ..model.pipeline import Concurrency, PipelineFolder
 from ..model.records import (
     A_CAPTURE_NOTE,
     A_DATA,
@@ -29,6 +30,7 @@ from ..model.records import (
     Violation,
     captured_bytes,
 )
+from ..model.shapes import ShapeFolder, SiteShapes
 from ..model.stats import FunctionStats, TraceStats
 from .arrays import stats_sample
 
@@ -74,6 +76,13 @@ class Recorder:
         self._buffer: deque[tuple[Any, ...]] = deque()  # rows (see CallRow)
         self._violations: deque[tuple] = deque(maxlen=VIOLATION_HISTORY)  # Violation rows
         self._stats: dict[str, FunctionStats] = {}
+        #: observed shapes per op and output, and how each function's calls overlapped
+        #: (folded with the stats, so they count evicted calls too)
+        self._shapes = ShapeFolder()
+        self._pipeline = PipelineFolder()
+        #: what a loaded trace's file says about retracing (live recorders ask TF's registry)
+        self.loaded_builds: list[Any] = []
+        self.loaded_registry_size: int | None = None
         self._listeners: tuple[Subscription, ...] = ()
         self._folded = 0  # records (in arrival order) already counted in the aggregates
         self._evicted = 0
@@ -192,9 +201,11 @@ class Recorder:
         buffer = self._buffer
         end = len(buffer)
         stats_by_name = self._stats
+        by_site: dict[int, list[tuple[Any, ...]]] = {}  # the rows of each op, for shapes and overlaps
         for index in range(self._folded - self._evicted, end):
             row = buffer[index]
-            name = row[C_SITE][S_FUNC_NAME]
+            site = row[C_SITE]
+            name = site[S_FUNC_NAME]
             stats = stats_by_name.get(name)
             if stats is None:
                 stats = stats_by_name[name] = FunctionStats(name)
@@ -202,7 +213,21 @@ class Recorder:
                 row[C_DURATION_NS], row[C_BYTES_IN], row[C_BYTES_OUT], row[C_ERROR] is not None,
                 row[C_VIOLATIONS],
             )
+            rows = by_site.get(id(site))  # rows of one op share their site tuple
+            if rows is None:
+                by_site[id(site)] = [row]
+            else:
+                rows.append(row)
+        self._fold_ops(by_site.values())
         self._folded = self._evicted + end
+
+    def _fold_ops(self, groups: Iterable[list[tuple[Any, ...]]]) -> None:
+        """Fold rows grouped by op into the shapes and overlaps (lock held): per op, a batch."""
+        for rows in groups:
+            site = rows[0][C_SITE]
+            self._shapes.add_rows(site, rows)
+            self._pipeline.add_rows(site[S_FUNC_NAME], rows)
+        self._pipeline.settle()
 
     def _trim(self) -> None:
         """Evict down to capacity; a thread that finds another one trimming leaves it be."""
@@ -242,12 +267,26 @@ class Recorder:
         return [Violation(*row) for row in list(self._violations)]
 
     def hints(self) -> list[Hint]:
+        """The hints of the kept calls, each call's own (``Trace.hints`` adds those derived from
+        every call: ``unknown-shape``, ``serialized``, ``retraced``)."""
         return [h for inv in self.invocations() for h in inv.hints]
 
     def stats(self) -> TraceStats:
         with self._lock:
             self._fold()
             return TraceStats({name: s.snapshot() for name, s in self._stats.items()})
+
+    def shapes(self) -> list[SiteShapes]:
+        """Observed shapes per op and output, every call counted (see :mod:`..model.shapes`)."""
+        with self._lock:
+            self._fold()
+            return self._shapes.snapshot()
+
+    def pipeline(self) -> list[Concurrency]:
+        """How each function's calls overlapped in time (see :mod:`..model.pipeline`)."""
+        with self._lock:
+            self._fold()
+            return self._pipeline.snapshot()
 
     def find(self, seq: int) -> Invocation | None:
         for row in reversed(self._visible()):
@@ -285,6 +324,8 @@ class Recorder:
             self._buffer.clear()
             self._violations.clear()
             self._stats.clear()
+            self._shapes.clear()
+            self._pipeline.clear()
             self._folded = self._evicted = 0
             self._captured_bytes = self._payloads_dropped = 0
 
@@ -320,6 +361,8 @@ class Recorder:
             self._buffer.extend(inv.row() for inv in invocations)
             self._violations.extend(v.row() for v in violations)
             self._stats.update(stats)
+            # files that carry no shapes or overlaps (written before they were kept): the kept calls'
+            self._fold_ops([row] for row in self._buffer)
             self._evicted = dropped
             self._folded = dropped + len(self._buffer)  # the exported aggregates count them all
             self._captured_bytes = sum(map(captured_bytes, self._buffer))
@@ -327,6 +370,19 @@ class Recorder:
                 self.options = Options.from_kwargs(self.options, capacity=len(self._buffer))
                 self._apply_options()
         self.read_only = True
+
+    def load_diagnosis(
+        self, shapes: list[SiteShapes], pipeline: list[Concurrency], builds: list[Any], registry_size: int | None,
+    ) -> None:
+        """Replace what :meth:`load_records` derived from the kept calls with a file's exact
+        figures (which count the evicted calls too), and give the file's build counts."""
+        with self._lock:
+            self._shapes.clear()
+            self._shapes.update(shapes)
+            self._pipeline.clear()
+            self._pipeline.update(pipeline)
+            self.loaded_builds = list(builds)
+            self.loaded_registry_size = registry_size
 
     def _check_writable(self) -> None:
         if self.read_only:

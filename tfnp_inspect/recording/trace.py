@@ -8,6 +8,7 @@ from typing import Any
 from ..model import seams
 from ..model.records import Hint, Invocation, Violation
 from ..model.stats import TraceStats
+from .diagnosis import Diagnosis, diagnose
 from .recorder import Recorder, Subscription
 
 
@@ -32,7 +33,14 @@ class Trace:
 
     @property
     def hints(self) -> list[Hint]:
-        return self.recorder.hints()
+        """The kept calls' own hints, then those derived from every call (``unknown-shape``,
+        ``serialized``, ``retraced``: see :meth:`diagnosis`)."""
+        return self.recorder.hints() + self.diagnosis().hints
+
+    def diagnosis(self) -> Diagnosis:
+        """Beyond single calls: observed and static shapes per op, how each function's calls
+        overlapped, ops built per call site, and the hints derived from them."""
+        return diagnose(self.recorder)
 
     def stats(self) -> TraceStats:
         return self.recorder.stats()

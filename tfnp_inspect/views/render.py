@@ -19,6 +19,7 @@ from ..model.stats import FunctionStats, TraceStats, bucket_bounds
 from ..recording.probe import ORIGIN_UNDECLARED as UNDECLARED_ORIGIN
 from ..recording.replay import ReplayResult
 from ..recording.trace import Trace
+from .diagnosis import Section, sections, shapes_section
 from .format import (
     PREVIEW_MAX_CHARS,
     array_notes,
@@ -29,10 +30,32 @@ from .format import (
 )
 
 __all__ = [  # what the magics and users read from here (units and previews live in .format)
-    "PREVIEW_MAX_CHARS", "NameFilter", "Summary", "array_html", "array_preview", "human_bytes",
-    "human_duration", "invocation_html", "invocations_html", "invocations_text", "panel_text", "plural",
-    "stats_html", "stats_text", "summarize", "summary_html", "summary_text", "trace_html",
-    "trace_summary_text", "trace_text", "violations_html", "violations_text",
+    "PREVIEW_MAX_CHARS",
+    "NameFilter",
+    "Summary",
+    "array_html",
+    "array_preview",
+    "human_bytes",
+    "human_duration",
+    "invocation_html",
+    "invocations_html",
+    "invocations_text",
+    "panel_text",
+    "plural",
+    "shapes_html",
+    "shapes_text",
+    "stats_html",
+    "stats_report_html",
+    "stats_report_text",
+    "stats_text",
+    "summarize",
+    "summary_html",
+    "summary_text",
+    "trace_html",
+    "trace_summary_text",
+    "trace_text",
+    "violations_html",
+    "violations_text",
 ]
 
 #: Summaries list at most this many groups of violations (all are in ``trace.violations``).
@@ -296,13 +319,13 @@ def _distinct_hints(hints: Iterable[Hint]) -> list[Hint]:
 def _hints_text(hints: Sequence[Hint]) -> str:
     lines = [f"{plural(len(hints), 'hint')}:"]
     for h in hints:
-        lines.append(f"  [{h.kind}] {h.func_name}, first at call #{h.seq}")
+        lines.append(f"  [{h.kind}] {h.func_name}" + (f", first at call #{h.seq}" if h.seq else ""))
         lines.append(f"      {h.message}")
     return "\n".join(lines)
 
 
 def _hints_html(hints: Sequence[Hint]) -> str:
-    rows = [[_tag(h.kind, "ok"), h.func_name, f"#{h.seq}", h.message] for h in hints]
+    rows = [[_tag(h.kind, "ok"), h.func_name, f"#{h.seq}" if h.seq else "–", h.message] for h in hints]
     table = _html_table(("hint", "function", "first call", "message"), rows)
     return f"<details><summary>{_text(plural(len(hints), 'hint'))}</summary>{table}</details>"
 
@@ -382,6 +405,7 @@ class Summary(NamedTuple):
     hints: list[Hint]
     quiet: bool  # only the violations (nothing at all when there are none)
     undeclared: str = ""  # see undeclared_note
+    diagnosis: Any = None  # shapes, pipeline and retracing (recording.diagnosis.Diagnosis), filtered
 
 
 def summarize(trace: Trace, quiet: bool = False, include: NameFilter | None = None) -> Summary:
@@ -391,8 +415,11 @@ def summarize(trace: Trace, quiet: bool = False, include: NameFilter | None = No
         return Summary("", [], violations, [], True, undeclared)
     stats = trace.stats()
     per_function = [s for name, s in stats.items() if include is None or include(name)]
-    hints = _distinct_hints(_filtered(trace.hints, include))  # the costly part: one pass
-    return Summary(_header(trace, per_function, len(stats)), per_function, violations, hints, False, undeclared)
+    diagnosis = trace.diagnosis().filtered(include)
+    # per-call hints repeat on every call: the first of each; derived ones are one per op or function
+    hints = _distinct_hints(_filtered(trace.recorder.hints(), include)) + diagnosis.hints
+    header = _header(trace, per_function, len(stats))
+    return Summary(header, per_function, violations, hints, False, undeclared, diagnosis)
 
 
 def summary_text(summary: Summary) -> str:
@@ -401,6 +428,8 @@ def summary_text(summary: Summary) -> str:
             violations_text(summary.violations) if summary.violations else "", summary.undeclared,
         )))
     parts = [summary.header, _stats_table_text(summary.per_function), violations_text(summary.violations)]
+    if summary.diagnosis is not None:
+        parts[2:2] = map(_section_text, sections(summary.diagnosis))
     if summary.undeclared:
         parts.insert(1, summary.undeclared)
     if summary.hints:
@@ -421,9 +450,59 @@ def summary_html(summary: Summary) -> str:
         _stats_table_html(summary.per_function),
         _violations_section_html(summary.violations),
     ]
+    if summary.diagnosis is not None:
+        parts.insert(3, "".join(map(_section_html, sections(summary.diagnosis))))
     if summary.hints:
         parts.append(_hints_html(summary.hints))
     return _report(*parts)
+
+
+# -- shapes, pipeline and retracing (sections worded in .diagnosis) ----------------------------------
+
+
+def _section_text(section: Section) -> str:
+    if section.lines is not None:
+        body = "\n".join(f"  {line}" for line in section.lines)
+    else:
+        body = _text_table(section.headers, section.rows, section.numeric)
+    note = f"\n  ({section.note})" if section.note else ""
+    return f"{section.title}:\n{body}{note}"
+
+
+def _section_html(section: Section) -> str:
+    note = _muted(section.note) if section.note else ""
+    return _title(section.title) + _html_table(section.headers, section.rows, section.numeric) + note
+
+
+def stats_report_text(trace: Trace, include: NameFilter | None = None) -> str:
+    """``%npfunc stats``: the per-function table, then each op's signature, how the calls
+    overlapped (threads, calls in flight, share of the wall time) and retraced call sites."""
+    diagnosis = trace.diagnosis().filtered(include)
+    per_function = [s for name, s in trace.stats().items() if include is None or include(name)]
+    return "\n\n".join([_stats_table_text(per_function), *map(_section_text, sections(diagnosis))])
+
+
+def stats_report_html(trace: Trace, include: NameFilter | None = None) -> str:
+    diagnosis = trace.diagnosis().filtered(include)
+    per_function = [s for name, s in trace.stats().items() if include is None or include(name)]
+    return _report(_stats_table_html(per_function), *map(_section_html, sections(diagnosis)))
+
+
+def shapes_text(trace: Trace, include: NameFilter | None = None) -> str:
+    """``%npfunc shapes``: the signatures, then per op and output what the calls returned,
+    the static shape TF knows and the ``set_shape`` line to add where it knows less."""
+    diagnosis = trace.diagnosis().filtered(include)
+    if not diagnosis.shapes:
+        return "(no numpy_function calls recorded)"
+    found = sections(diagnosis)
+    return "\n\n".join([_section_text(found[0]), _section_text(shapes_section(diagnosis))])
+
+
+def shapes_html(trace: Trace, include: NameFilter | None = None) -> str:
+    diagnosis = trace.diagnosis().filtered(include)
+    if not diagnosis.shapes:
+        return _report(_muted("No numpy_function calls recorded."))
+    return _report(_section_html(sections(diagnosis)[0]), _section_html(shapes_section(diagnosis)))
 
 
 # -- invocations ----------------------------------------------------------------------------------

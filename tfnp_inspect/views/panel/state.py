@@ -8,15 +8,32 @@ the whole message).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from ...model.jsonable import json_safe
-from ...model.records import ArrayInfo, ArrayStats, Invocation, type_label
+from ...model.records import (
+    C_ERROR,
+    C_PROCESS,
+    C_SITE,
+    C_START_NS,
+    C_THREAD_ID,
+    C_THREAD_NAME,
+    C_VIOLATIONS,
+    S_FUNC_NAME,
+    ArrayInfo,
+    ArrayStats,
+    Invocation,
+    ProcessInfo,
+    type_label,
+)
+from ...model.shapes import signature
 from ...model.stats import DurationHistogram, FunctionStats, bucket_bounds
+from ...recording.diagnosis import Diagnosis
+from ..diagnosis import build_text, registry_text, threads_text
 from ..format import array_badges, array_notes, array_preview
 
 SPARKLINE_BINS = 32
@@ -141,9 +158,10 @@ def sparkline(histogram: DurationHistogram) -> dict[str, Any]:
     return {"counts": counts, "low_ns": bucket_bounds(first)[0], "high_ns": bucket_bounds(last)[1]}
 
 
-def summary(stats: FunctionStats) -> dict[str, Any]:
-    """One function's line of the summary, with its duration sparkline."""
-    return json_safe({
+def summary(stats: FunctionStats, diagnosis: Diagnosis | None = None) -> dict[str, Any]:
+    """One function's line of the summary, with its duration sparkline, and (given the
+    diagnosis) its ops' signatures, how its calls overlapped and its derived hints."""
+    return json_safe({**_diagnosed(stats.func_name, diagnosis),
         "function": stats.func_name,
         "calls": stats.calls,
         "errors": stats.errors,
@@ -259,3 +277,136 @@ def replay_outcome(invocation: Invocation) -> dict[str, Any]:
         "differences": [str(d) for d in result.differences],
         "error": None if result.error is None else f"{type(result.error).__name__}: {result.error}",
     }
+
+
+# -- diagnosis: signatures, pipeline figures, derived hints ---------------------------------------
+
+
+def _diagnosed(func_name: str, diagnosis: Diagnosis | None) -> dict[str, Any]:
+    """What the diagnosis adds to one function's summary line (nothing without one)."""
+    if diagnosis is None:
+        return {}
+    figures = diagnosis.pipeline_of(func_name)
+    pipeline = None if figures is None else {
+        "threads": figures.thread_count,
+        "thread_names": threads_text(figures),
+        "mean_in_flight": figures.mean_in_flight,
+        "max_in_flight": figures.max_in_flight,
+        "parallel_work": diagnosis.parallel_work(figures),
+        "busy_ns": figures.busy_ns,
+        "time_share": diagnosis.time_share(figures),
+    }
+    return {
+        "signatures": [signature(site) for site in diagnosis.shapes if site.func_name == func_name],
+        "pipeline": pipeline,
+        "hints": sorted({h.kind for h in diagnosis.hints if h.func_name == func_name}),
+    }
+
+
+def findings(diagnosis: Diagnosis) -> dict[str, Any]:
+    """The derived hints and the retraced call sites, for the panel's findings section."""
+    return {
+        "hints": [
+            {"kind": h.kind, "function": h.func_name, "seq": h.seq, "message": h.message} for h in diagnosis.hints
+        ],
+        "builds": [build_text(b) for b in diagnosis.builds if b.ops > 1],
+        "registry": registry_text(diagnosis.registry_size),
+    }
+
+
+# -- the timeline: threads as lanes, calls as bars --------------------------------------------------
+
+#: Bars sent to the front-end at most; beyond, neighbouring calls closer than a pixel merge.
+TIMELINE_MAX_BARS = 2000
+#: The width the timeline is drawn at, in pixels (what "closer than a pixel" means).
+TIMELINE_PIXELS = 1200
+#: Bar flags: the call (or one of the merged calls) broke a contract, or raised.
+BAR_VIOLATION, BAR_ERROR = 1, 2
+#: Positions in a bar: lane, start and end (ns after the timeline's origin), seq of the first
+#: call, flags, calls merged into it, function (index into ``functions``; -1 when several).
+BAR_LANE, BAR_START, BAR_END, BAR_SEQ, BAR_FLAGS, BAR_CALLS, BAR_FUNCTION = range(7)
+
+
+def timeline_origin(entries: Iterable[tuple[Any, ...]]) -> int | None:
+    """The earliest start among ``entries`` (wall-clock ns): times go to the browser relative
+    to it, since epoch nanoseconds do not fit a JavaScript number exactly."""
+    return min((e[E_ROW][C_START_NS] for e in entries), default=None)
+
+
+def timeline(
+    entries: list[tuple[Any, ...]], origin_ns: int | None, window: Sequence[float] = (),
+    max_bars: int = TIMELINE_MAX_BARS,
+) -> dict[str, Any]:
+    """The calls of ``entries`` on a time axis: one lane per thread, one bar per call.
+
+    ``window`` is ``[from, to]`` in ns after ``origin_ns`` (empty: every call). When more than
+    ``max_bars`` calls fall in it, calls of a lane that are closer than a pixel of the drawn
+    window merge into one bar (its ``calls`` says how many, its flags are theirs together).
+    """
+    if origin_ns is None or not entries:
+        return {"lanes": [], "functions": [], "bars": [], "start": 0, "end": 0, "window": [], "merged": False}
+    lanes: dict[tuple[Any, int], int] = {}
+    lane_labels: list[dict[str, str]] = []
+    functions: dict[str, int] = {}
+    calls: list[list[int]] = []
+    first, last = None, None
+    low, high = (window[0], window[1]) if len(window) == 2 else (None, None)
+    for e in entries:
+        row = e[E_ROW]
+        start = row[C_START_NS] - origin_ns
+        end = start + e[E_DURATION_NS]
+        first = start if first is None or start < first else first
+        last = end if last is None or end > last else last
+        if low is not None and high is not None and (end < low or start > high):
+            continue
+        key = (row[C_PROCESS], row[C_THREAD_ID])
+        lane = lanes.get(key)
+        if lane is None:
+            lane = lanes[key] = len(lane_labels)
+            lane_labels.append({"thread": row[C_THREAD_NAME], "process": ProcessInfo(*row[C_PROCESS]).label})
+        name = row[C_SITE][S_FUNC_NAME]
+        function = functions.setdefault(name, len(functions))
+        flags = (BAR_VIOLATION if row[C_VIOLATIONS] else 0) | (BAR_ERROR if row[C_ERROR] is not None else 0)
+        calls.append([lane, start, end, e[E_SEQ], flags, 1, function])
+    shown_low = low if low is not None else (first or 0)
+    shown_high = high if high is not None else (last or 0)
+    bars, merged = _fit_bars(calls, max(1.0, float(shown_high) - float(shown_low)), max_bars)
+    return {
+        "lanes": lane_labels,
+        "functions": list(functions),
+        "bars": bars,
+        "start": first or 0,
+        "end": last or 0,
+        "window": [shown_low, shown_high],
+        "merged": merged,
+    }
+
+
+def _fit_bars(calls: list[list[int]], span: float, max_bars: int) -> tuple[list[list[int]], bool]:
+    """At most ``max_bars`` bars: neighbours closer than a pixel merge, then closer than two ..."""
+    if len(calls) <= max_bars:
+        return sorted(calls, key=itemgetter(BAR_LANE, BAR_START)), False
+    calls.sort(key=itemgetter(BAR_LANE, BAR_START))
+    gap = span / TIMELINE_PIXELS
+    bars = calls
+    for _ in range(40):
+        bars = _merge_close(calls, gap)
+        if len(bars) <= max_bars:
+            break
+        gap *= 2
+    return bars[-max_bars:], True
+
+
+def _merge_close(calls: list[list[int]], gap: float) -> list[list[int]]:
+    bars: list[list[int]] = []
+    for call in calls:
+        previous = bars[-1] if bars else None
+        if previous is not None and previous[BAR_LANE] == call[BAR_LANE] and call[BAR_START] - previous[BAR_END] < gap:
+            previous[BAR_END] = max(previous[BAR_END], call[BAR_END])
+            previous[BAR_FLAGS] |= call[BAR_FLAGS]
+            previous[BAR_CALLS] += call[BAR_CALLS]
+            if previous[BAR_FUNCTION] != call[BAR_FUNCTION]:
+                previous[BAR_FUNCTION] = -1
+        else:
+            bars.append(list(call))
+    return bars

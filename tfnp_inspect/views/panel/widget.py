@@ -27,6 +27,7 @@ from typing import Any
 import anywidget
 import traitlets
 
+from ...recording.diagnosis import diagnose
 from ...recording.recorder import Recorder
 from ...recording.trace import Trace
 from ..render import panel_text
@@ -34,12 +35,15 @@ from .feed import DEFAULT_INTERVAL, Mirror, Refresher
 from .state import (
     SORT_KEYS,
     Query,
+    findings,
     invocation_detail,
     missing_detail,
     page_of,
     process_choices,
     replay_outcome,
     summary,
+    timeline,
+    timeline_origin,
 )
 
 
@@ -68,6 +72,8 @@ class TracePanel(anywidget.AnyWidget):
     sort_by = traitlets.Enum(tuple(SORT_KEYS), default_value="seq").tag(sync=True)
     sort_desc = traitlets.Bool(True).tag(sync=True)  # newest (or slowest) first
     selected_seq = traitlets.Int(None, allow_none=True).tag(sync=True)
+    #: the timeline's zoom: [from, to] in ns after its origin, [] for every call
+    timeline_window = traitlets.List([]).tag(sync=True)
 
     # -- derived state, set here ---------------------------------------------------------------
     rows = traitlets.List([]).tag(sync=True)  # the visible page only
@@ -83,6 +89,8 @@ class TracePanel(anywidget.AnyWidget):
     summary = traitlets.List([]).tag(sync=True)
     detail = traitlets.Dict({}).tag(sync=True)
     replay_result = traitlets.Dict({}).tag(sync=True)
+    timeline = traitlets.Dict({}).tag(sync=True)  # lanes and bars (see state.timeline)
+    findings = traitlets.Dict({}).tag(sync=True)  # derived hints, retraced call sites
 
     def __init__(
         self, source: Recorder | Trace, *, page_size: int = 50, interval: float = DEFAULT_INTERVAL
@@ -94,6 +102,7 @@ class TracePanel(anywidget.AnyWidget):
         self._lock = threading.RLock()
         self._updating = True  # the observers wait until the first refresh below
         self._processes: list[str] | None = None
+        self._origin: int | None = None  # the timeline's zero (wall-clock ns), fixed once known
         #: Refreshes done so far and the CPU seconds they took (the throttle's effect and the
         #: panel's own cost, for tests and benchmarks).
         self.refreshes = 0
@@ -123,6 +132,9 @@ class TracePanel(anywidget.AnyWidget):
         with self._lock:
             entries = self._mirror.entries()
             stats = self._recorder.stats()
+            diagnosis = diagnose(self._recorder)
+            if self._origin is None:
+                self._origin = timeline_origin(entries)
             shown = page_of(entries, self._query())
             with self.hold_sync():
                 self._updating = True
@@ -136,7 +148,9 @@ class TracePanel(anywidget.AnyWidget):
                     self.dropped = self._recorder.dropped
                     self.functions = sorted(stats)
                     self.processes = self._process_choices(entries)
-                    self.summary = [summary(stats[name]) for name in sorted(stats)]
+                    self.summary = [summary(stats[name], diagnosis) for name in sorted(stats)]
+                    self.findings = findings(diagnosis)
+                    self.timeline = timeline(entries, self._origin, self._window())
                 finally:
                     self._updating = False
             self.refreshes += 1
@@ -179,6 +193,16 @@ class TracePanel(anywidget.AnyWidget):
                 self.page = 0  # a new filter or order starts over at the top
             finally:
                 self._updating = False
+            self.refresh()
+
+    def _window(self) -> list[float]:
+        window = self.timeline_window
+        valid = len(window) == 2 and all(isinstance(v, (int, float)) for v in window) and window[0] < window[1]
+        return [float(window[0]), float(window[1])] if valid else []
+
+    @traitlets.observe("timeline_window")
+    def _on_zoom(self, change: dict[str, Any]) -> None:
+        if not self._updating:
             self.refresh()
 
     @traitlets.observe("page")
