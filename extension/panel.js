@@ -155,11 +155,11 @@ function buildSummary(model, onChange) {
   const body = h("tbody");
   const node = h("details", { className: "tfnp-summary", open: "" }, [
     h("summary", { text: "Per-function summary" }),
-    h("table", { className: "tfnp-table" }, [
+    h("div", { className: "tfnp-summary-wrap" }, [h("table", { className: "tfnp-table" }, [
       h("thead", {}, [h("tr", {}, ["function", "calls", "errors", "p50", "p99", "max", "timing",
         "in flight", "time share", "violations", "hints"].map((title) => h("th", { text: title })))]),
       body,
-    ]),
+    ])]),
   ]);
   function update() {
     replaceChildren(body, model.get("summary").map((fn) => {
@@ -229,7 +229,7 @@ function buildFindings(model, onChange) {
 
 // -- the timeline: threads as lanes, calls as bars --------------------------------------------------
 
-const TL_WIDTH = 1200; // viewBox units; the SVG scales to the panel's width
+const TL_MIN_WIDTH = 480; // the chart is drawn at the panel's width (pixels), at least this
 const TL_LABEL = 120; // lane labels on the left
 const TL_LANE = 16;
 const TL_AXIS = 18;
@@ -282,13 +282,14 @@ function buildTimeline(model, onChange) {
   ]);
 
   let drag = null;
+  let width = TL_MIN_WIDTH;
   const toX = (event) => {
     const box = chart.getBoundingClientRect();
-    return ((event.clientX - box.left) * TL_WIDTH) / Math.max(1, box.width);
+    return ((event.clientX - box.left) * width) / Math.max(1, box.width);
   };
   const toTime = (x) => {
     const [low, high] = current();
-    return low + ((Math.min(Math.max(x, TL_LABEL), TL_WIDTH) - TL_LABEL) / (TL_WIDTH - TL_LABEL)) * (high - low);
+    return low + ((Math.min(Math.max(x, TL_LABEL), width) - TL_LABEL) / (width - TL_LABEL)) * (high - low);
   };
   chart.addEventListener("mousedown", (event) => {
     if (event.button !== 0) return;
@@ -301,7 +302,7 @@ function buildTimeline(model, onChange) {
   });
   chart.addEventListener("mousemove", (event) => {
     if (!drag) return;
-    const x = Math.min(Math.max(toX(event), TL_LABEL), TL_WIDTH);
+    const x = Math.min(Math.max(toX(event), TL_LABEL), width);
     drag.band.setAttribute("x", String(Math.min(drag.x, x)));
     drag.band.setAttribute("width", String(Math.abs(x - drag.x)));
   });
@@ -333,14 +334,15 @@ function buildTimeline(model, onChange) {
       + `${shown} ${shown === 1 ? "call" : "calls"} in ${lanes.length} ${lanes.length === 1 ? "thread" : "threads"}`
       + (tl.merged ? " (calls closer than a pixel drawn as one bar: zoom in to tell them apart)" : "");
     const height = TL_AXIS + lanes.length * TL_LANE + 4;
-    chart.setAttribute("viewBox", `0 0 ${TL_WIDTH} ${height}`);
+    width = Math.max(TL_MIN_WIDTH, Math.round(plot.clientWidth || node.clientWidth || TL_MIN_WIDTH));
+    chart.setAttribute("viewBox", `0 0 ${width} ${height}`);
     const label = svg("title");
     label.textContent = "numpy_function calls per thread over time";
     const nodes = [label];
     // axis: ticks at round offsets from the first kept call
     const step = niceStep(span);
     for (let t = Math.ceil((low - tl.start) / step) * step; t + tl.start <= high; t += step) {
-      const x = TL_LABEL + ((t + tl.start - low) / span) * (TL_WIDTH - TL_LABEL);
+      const x = TL_LABEL + ((t + tl.start - low) / span) * (width - TL_LABEL);
       nodes.push(svg("line", { class: "tfnp-tl-tick", x1: x, x2: x, y1: TL_AXIS - 4, y2: height }));
       const text = svg("text", { class: "tfnp-tl-tick-label", x: x + 2, y: TL_AXIS - 6 });
       text.textContent = formatNs(t);
@@ -348,7 +350,7 @@ function buildTimeline(model, onChange) {
     }
     lanes.forEach((lane, index) => {
       const y = TL_AXIS + index * TL_LANE;
-      nodes.push(svg("rect", { class: index % 2 ? "tfnp-tl-lane tfnp-tl-lane-odd" : "tfnp-tl-lane", x: 0, y, width: TL_WIDTH, height: TL_LANE }));
+      nodes.push(svg("rect", { class: index % 2 ? "tfnp-tl-lane tfnp-tl-lane-odd" : "tfnp-tl-lane", x: 0, y, width: width, height: TL_LANE }));
       const text = svg("text", { class: "tfnp-tl-lane-label", x: 4, y: y + TL_LANE - 4 });
       text.textContent = lane.thread;
       const tip = svg("title");
@@ -360,14 +362,14 @@ function buildTimeline(model, onChange) {
     const selected = model.get("selected_seq");
     for (const bar of tl.bars || []) {
       const y = TL_AXIS + bar[B_LANE] * TL_LANE + 3;
-      const x0 = TL_LABEL + ((Math.max(bar[B_START], low) - low) / span) * (TL_WIDTH - TL_LABEL);
-      const x1 = TL_LABEL + ((Math.min(bar[B_END], high) - low) / span) * (TL_WIDTH - TL_LABEL);
+      const x0 = TL_LABEL + ((Math.max(bar[B_START], low) - low) / span) * (width - TL_LABEL);
+      const x1 = TL_LABEL + ((Math.min(bar[B_END], high) - low) / span) * (width - TL_LABEL);
       const classes = ["tfnp-tl-bar", `tfnp-tl-fn-${bar[B_FUNCTION] < 0 ? "mixed" : bar[B_FUNCTION] % TL_COLORS}`];
       if (bar[B_FLAGS] & BAR_VIOLATION) classes.push("tfnp-tl-violation");
       if (bar[B_FLAGS] & BAR_ERROR) classes.push("tfnp-tl-error");
       if (bar[B_SEQ] === selected) classes.push("tfnp-tl-selected");
       const rect = svg("rect", {
-        class: classes.join(" "), x: x0.toFixed(2), y, width: Math.max(1, x1 - x0).toFixed(2), height: TL_LANE - 6,
+        class: classes.join(" "), x: x0.toFixed(2), y, width: Math.max(2, x1 - x0).toFixed(2), height: TL_LANE - 6,
         "data-seq": bar[B_SEQ],
       });
       const name = bar[B_FUNCTION] < 0 ? "several functions" : functions[bar[B_FUNCTION]];
@@ -394,6 +396,16 @@ function buildTimeline(model, onChange) {
   }
   onChange(["timeline", "timeline_window", "selected_seq"], update);
   update();
+  // drawn at the panel's width: again when it changes (and once the panel is on the page)
+  if (typeof ResizeObserver !== "undefined") {
+    let drawnAt = 0;
+    new ResizeObserver(() => {
+      if (plot.clientWidth && Math.abs(plot.clientWidth - drawnAt) > 2) {
+        drawnAt = plot.clientWidth;
+        update();
+      }
+    }).observe(plot);
+  }
   return node;
 }
 

@@ -204,6 +204,41 @@ def test_panel_in_jupyterlab(jupyterlab):
             detail.locator(".tfnp-replay").click()
             expect(detail.locator(".tfnp-replay-result")).to_contain_text("reproduced")
 
+            # The timeline: a lane per thread, a bar per call, violations marked, zoom to a window
+            timeline = panel.locator(".tfnp-timeline")
+            bars = timeline.locator("rect.tfnp-tl-bar")
+            expect(bars.first).to_be_attached()
+            assert bars.count() >= 2
+            expect(timeline.locator("rect.tfnp-tl-violation").first).to_be_attached()
+            expect(timeline.locator("polygon.tfnp-tl-mark").first).to_be_attached()
+            assert timeline.locator(".tfnp-tl-lane-label").count() >= 2  # the main thread and TF's
+            assert panel.locator("script").count() == 0
+            span = timeline.locator(".tfnp-tl-range")
+            everything = span.inner_text()
+            expect(timeline.locator(".tfnp-tl-reset")).to_be_disabled()
+            timeline.locator(".tfnp-tl-zoom-in").click()
+            expect(span).not_to_have_text(everything)
+            expect(timeline.locator(".tfnp-tl-reset")).to_be_enabled()
+            timeline.locator(".tfnp-tl-reset").click()
+            expect(span).to_have_text(everything)
+            box = timeline.locator("svg.tfnp-tl-chart").bounding_box()
+            y = box["y"] + box["height"] - 6
+            page.mouse.move(box["x"] + box["width"] * 0.5, y)
+            page.mouse.down()
+            page.mouse.move(box["x"] + box["width"] * 0.7, y, steps=5)
+            page.mouse.up()  # dragged across a fifth of the plot: that window is shown
+            expect(span).not_to_have_text(everything)
+            timeline.locator(".tfnp-tl-reset").click()
+            expect(span).to_have_text(everything)
+            flagged = timeline.locator("rect.tfnp-tl-violation").last
+            seq = flagged.get_attribute("data-seq")
+            flagged.dispatch_event("click")  # a bar selects its call
+            expect(detail.locator(".tfnp-detail-title")).to_contain_text(f"#{seq} ")
+            expect(timeline.locator("rect.tfnp-tl-selected")).to_have_count(1)
+            hints = panel.locator(".tfnp-hints")
+            expect(hints.locator(".tfnp-badge-hint", has_text="unknown-shape").first).to_be_visible()
+            expect(panel.locator(".tfnp-summary .tfnp-signature").first).to_contain_text("add_one_in_place(float32[64])")
+
             SCREENSHOT.parent.mkdir(exist_ok=True)
             page.locator(".tfnp-panel").screenshot(path=str(SCREENSHOT))
             assert page.evaluate("typeof window.__xss") == "undefined"
