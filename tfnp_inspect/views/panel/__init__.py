@@ -14,7 +14,14 @@ __all__ = ["TracePanel"]
 def __getattr__(name: str) -> Any:
     # The widget needs anywidget: imported when asked for, so that .state and .feed need not.
     if name == "TracePanel":
-        from .widget import TracePanel
-
+        try:
+            from .widget import TracePanel
+        except ImportError as exc:
+            missing = exc.name or "a dependency"
+            raise ImportError(
+                f"the trace panel needs ipywidgets and anywidget ({missing} is not installed): "
+                "pip install 'tfnp-inspect[jupyter]'",
+                name=exc.name,
+            ) from exc
         return TracePanel
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
