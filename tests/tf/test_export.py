@@ -504,7 +504,7 @@ def test_chrome_trace_structure(full_trace, tmp_path):
 def test_dataframe_has_one_row_per_invocation(full_trace):
     frame = full_trace.to_dataframe()
     invocations = full_trace.invocations
-    assert list(frame.columns) == list(dataframe.DATAFRAME_COLUMNS)
+    assert list(frame.columns) == list(dataframe.COLUMNS)
     assert len(frame) == len(invocations)
     assert frame["seq"].tolist() == [inv.seq for inv in invocations]
     assert frame["func_name"].tolist() == [inv.func_name for inv in invocations]
@@ -524,7 +524,7 @@ def test_dataframe_has_one_row_per_invocation(full_trace):
 def test_dataframe_of_an_empty_trace_has_the_columns():
     frame = npi.Trace(npi.Recorder()).to_dataframe()
     assert frame.empty
-    assert list(frame.columns) == list(dataframe.DATAFRAME_COLUMNS)
+    assert list(frame.columns) == list(dataframe.COLUMNS)
 
 
 def test_dataframe_without_pandas_names_the_extra():

@@ -9,6 +9,7 @@ tf.data map whose function holds the GIL; not one that releases it) and ``retrac
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 
@@ -244,3 +245,71 @@ def test_a_tf_function_retraced_per_python_scalar_is_retraced_and_its_tensor_twi
             step_with_tensor(tf.ones([3]), tf.constant(factor))
     assert not hints_of(twin, "retraced")
     assert [b.ops for b in twin.diagnosis().builds] == [1]
+
+
+# -- files, Chrome trace, DataFrame ----------------------------------------------------------------
+
+
+def scale_once_more(x, factor):
+    return (x * factor).astype(np.float32)
+
+
+def test_static_shapes_build_counts_and_the_new_hints_round_trip_through_a_trace_file(tmp_path):
+    @tf.function
+    def step(x, factor):
+        y = tf.numpy_function(scale_once_more, [x, factor], tf.float32)
+        y.set_shape([None])
+        return y
+
+    with npi.trace() as t:
+        for factor in range(RETRACED_OPS):
+            step(tf.ones([3]), factor)
+    path = tmp_path / "retraced.npftrace"
+    t.export(path)
+    loaded = npi.load(path)
+    assert sorted(h.kind for h in loaded.hints) == ["retraced", "unknown-shape"]
+    assert loaded.hints == t.hints
+    original, reread = t.diagnosis(), loaded.diagnosis()
+    assert [tuple(b) for b in reread.builds] == [tuple(b) for b in original.builds]
+    assert reread.builds[0].ops == RETRACED_OPS and reread.builds[0].functions == ("step",)
+    assert reread.registry_size == original.registry_size and reread.registry_size >= RETRACED_OPS
+    assert reread.shapes == original.shapes
+    assert {inv.site.static_shapes for inv in loaded.invocations} == {((None,),)}
+
+
+def test_chrome_trace_and_dataframe_carry_overlaps_static_shapes_and_the_diagnosis(tmp_path):
+    t = parallel_map(waits_for_io, calls=24)
+    path = tmp_path / "chrome.json"
+    t.to_chrome_trace(path)
+    document = json.loads(path.read_text())
+    counters = [e for e in document["traceEvents"] if e["ph"] == "C"]
+    assert {e["name"] for e in counters} == {"waits_for_io in flight"}
+    assert len(counters) == 2 * 24 and max(e["args"]["calls"] for e in counters) >= 2
+    assert counters[-1]["args"]["calls"] == 0
+    diagnosis = document["otherData"]["diagnosis"]
+    assert diagnosis["signatures"] == ["waits_for_io(int64[]) -> float32[]  (24 calls)"]
+    (figures,) = diagnosis["pipeline"]
+    assert figures["calls"] == 24 and figures["max_in_flight"] >= 2 and 0 < figures["time_share"] <= 1
+    assert [h["kind"] for h in diagnosis["hints"]] == ["unknown-shape"]
+
+    frame = t.to_dataframe()
+    assert frame["in_flight"].max() >= 2 and frame["in_flight"].min() >= 1
+    assert frame["static_shapes"].isna().all()  # the op declared no shape
+
+    @tf.function
+    def declared(x):
+        y = tf.numpy_function(scale, [x, np.float32(2)], tf.float32)
+        y.set_shape([3])
+        return y
+
+    with npi.trace() as shaped:
+        declared(tf.ones([3]))
+    assert shaped.to_dataframe()["static_shapes"].tolist() == [[(3,)]]
+    slice_args = [e["args"] for e in shaped_chrome(shaped, tmp_path)["traceEvents"] if e["ph"] == "X"]
+    assert [a["static_shapes"] for a in slice_args] == [[[3]]]
+
+
+def shaped_chrome(trace: npi.Trace, tmp_path) -> dict:
+    path = tmp_path / "shaped.json"
+    trace.to_chrome_trace(path)
+    return json.loads(path.read_text())

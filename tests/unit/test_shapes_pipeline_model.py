@@ -16,6 +16,7 @@ from tfnp_inspect.checks.pipeline import serialized_hint
 from tfnp_inspect.checks.retracing import RETRACED_OPS, retraced_hint
 from tfnp_inspect.checks.shapes import unknown_shape_hint
 from tfnp_inspect.model.pipeline import LATENESS_NS, Concurrency
+from tfnp_inspect.model.records import ProcessInfo
 from tfnp_inspect.model.shapes import MAX_DISTINCT_SHAPES, PositionShapes, SiteShapes, signature
 from tfnp_inspect.views.panel import state
 
@@ -262,3 +263,70 @@ def test_calls_that_overlap_on_paper_but_take_turns_are_serialized_by_their_work
     assert serialized_hint(preempted, typical_ns=2_000) is None  # each call did its own 2 us: in parallel
     starved = figures_of([(n // 2 * 2_000, 2_000) for n in range(32)])  # GIL released, no free core
     assert starved.mean_in_flight == 2.0 and serialized_hint(starved, typical_ns=1_000) is None
+
+
+# -- trace files --------------------------------------------------------------------------------------
+
+
+def exported(tmp_path, calls, name="t.npftrace", **options):
+    trace = fabricate.trace_of(calls, **options)
+    path = tmp_path / name
+    trace.export(path)
+    return trace, path
+
+
+def serial_calls(count=100, static=((None, 3),), start=T0, process=None):
+    calls = [
+        graph_call([(4, 3)], seq=n + 1, start=start + n * 1_000, duration=990, thread=1 + n % 2, static=static)
+        for n in range(count)
+    ]
+    return [c.replace(process=process) for c in calls] if process is not None else calls
+
+
+def test_shapes_overlaps_static_shapes_and_hints_round_trip_through_a_trace_file(tmp_path):
+    trace, path = exported(tmp_path, serial_calls(), capacity=10)
+    loaded = npi.load(path)
+    original, reread = trace.diagnosis(), loaded.diagnosis()
+    assert reread.shapes == original.shapes and reread.shapes[0].calls == 100  # evicted calls counted
+    assert reread.pipeline == original.pipeline and reread.pipeline[0].calls == 100
+    assert reread.registry_size == original.registry_size
+    assert loaded.hints == trace.hints and sorted(h.kind for h in loaded.hints) == ["serialized", "unknown-shape"]
+    assert loaded.invocations[0].site.static_shapes == ((None, 3),)
+    assert reread.signatures() == ["load(float32[]) -> uint8[4,3]  (100 calls)"]
+
+
+def test_a_version_1_file_loads_and_its_kept_calls_give_the_shapes(tmp_path):
+    import json
+    import zipfile
+
+    _, path = exported(tmp_path, serial_calls(), capacity=10)
+    with zipfile.ZipFile(path) as archive:
+        contents = {name: archive.read(name) for name in archive.namelist()}
+    document = json.loads(contents["trace.json"])
+    document["version"] = 1
+    for key in ("shapes", "pipeline", "builds", "registry_size"):
+        del document[key]
+    for site in document["sites"]:
+        del site["static_shapes"]
+    contents["trace.json"] = json.dumps(document).encode()
+    old = tmp_path / "v1.npftrace"
+    with zipfile.ZipFile(old, "w") as archive:
+        for name, data in contents.items():
+            archive.writestr(name, data)
+    loaded = npi.load(old)
+    (site,) = loaded.diagnosis().shapes
+    assert site.calls == 10 and site.static_shapes is None  # what the 10 kept calls say
+    assert loaded.diagnosis().builds == [] and loaded.diagnosis().registry_size is None
+    assert [h.kind for h in loaded.hints] == ["unknown-shape"]  # too few calls kept for the overlaps
+
+
+def test_merged_files_add_up_their_shapes_and_overlaps(tmp_path):
+    first = serial_calls(40, process=ProcessInfo("a", 1))
+    second = serial_calls(60, start=T0 + 10**9, process=ProcessInfo("b", 2))
+    _, one = exported(tmp_path, first, "one.npftrace", capacity=10)
+    _, two = exported(tmp_path, second, "two.npftrace", capacity=10)
+    merged = npi.load([one, two]).diagnosis()
+    (site,) = merged.shapes
+    assert site.calls == 100 and site.outputs[0].distinct == {(4, 3): 100}
+    (figures,) = merged.pipeline
+    assert figures.calls == 100 and figures.busy_ns == 100 * 990

@@ -51,7 +51,7 @@ def test_the_file_is_an_npz_without_pickle(trace, tmp_path):
     export_trace(trace, path)
     with zipfile.ZipFile(path) as archive:
         document = json.loads(archive.read("trace.json"))
-    assert (document["format"], document["version"]) == ("tfnp-inspect-trace", 1)
+    assert (document["format"], document["version"]) == ("tfnp-inspect-trace", 2)
     with np.load(path, allow_pickle=False) as arrays:
         assert "samples" in arrays.files
 

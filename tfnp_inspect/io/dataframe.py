@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from ..model.records import Invocation, RawArray, dtype_name
 from ..recording.trace import Trace
 
@@ -36,6 +38,8 @@ DATAFRAME_COLUMNS: dict[str, Callable[[Invocation], Any]] = {
     "input_dtypes": lambda inv: _dtypes(inv.raw_inputs),
     "output_shapes": lambda inv: _shapes(inv.raw_outputs),
     "output_dtypes": lambda inv: _dtypes(inv.raw_outputs),
+    # what TF knows statically about each output (None: unknown rank; None overall: nothing)
+    "static_shapes": lambda inv: None if inv.site.static_shapes is None else list(inv.site.static_shapes),
     "bytes_in": lambda inv: inv.bytes_in,
     "bytes_out": lambda inv: inv.bytes_out,
     "violations": lambda inv: [v.kind for v in inv.violations],
@@ -44,6 +48,12 @@ DATAFRAME_COLUMNS: dict[str, Callable[[Invocation], Any]] = {
     "pid": lambda inv: inv.pid,
     "task": lambda inv: inv.task,
 }
+
+
+#: Columns computed over all the calls rather than read from one.
+DERIVED_COLUMNS = ("in_flight",)
+#: Every column of :func:`to_dataframe`, in order.
+COLUMNS = (*DATAFRAME_COLUMNS, *DERIVED_COLUMNS)
 
 
 def to_dataframe(trace: Trace) -> Any:
@@ -56,4 +66,22 @@ def to_dataframe(trace: Trace) -> Any:
     rows = [[read(inv) for read in readers] for inv in trace.invocations]
     frame = pd.DataFrame(rows, columns=list(DATAFRAME_COLUMNS))
     frame["start"] = pd.to_datetime(frame["start"], unit="ns", utc=True)
+    frame["in_flight"] = in_flight_at_start(trace.invocations)
     return frame
+
+
+def in_flight_at_start(invocations: list[Invocation]) -> list[int]:
+    """Per call: the calls of the same function (in the same process) running when it started,
+    itself included, among the kept calls."""
+    groups: dict[tuple[str, str, int], list[int]] = {}
+    for index, inv in enumerate(invocations):
+        groups.setdefault((inv.func_name, inv.host, inv.pid), []).append(index)
+    counts = [1] * len(invocations)
+    for members in groups.values():
+        starts = np.array([invocations[i].start_ns for i in members], dtype=np.int64)
+        ends = starts + np.array([invocations[i].duration_ns for i in members], dtype=np.int64)
+        started = np.searchsorted(np.sort(starts), starts, side="right")
+        ended = np.searchsorted(np.sort(ends), starts, side="right")
+        for i, running in zip(members, (started - ended).tolist(), strict=True):
+            counts[i] = max(1, running)
+    return counts

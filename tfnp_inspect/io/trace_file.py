@@ -4,7 +4,7 @@ This module is the format's one description, with its constants and limits. The 
 by role: :mod:`.trace_schema` (the typed layout of ``trace.json`` and the range of every number),
 :mod:`.trace_writer` (``Trace.export``) and :mod:`.trace_reader` (``tfnp_inspect.load``).
 
-Trace file format ``tfnp-inspect-trace``, version 1
+Trace file format ``tfnp-inspect-trace``, version 2
 ----------------------------------------------------
 
 One zip archive (conventionally ``*.npftrace``); it is also a valid ``.npz``, so
@@ -18,19 +18,24 @@ Members are stored or deflated, never encrypted, and each name appears once.
 
 ``trace.json``::
 
-    {"format": "tfnp-inspect-trace", "version": 1, "producer": "tfnp_inspect <version>",
+    {"format": "tfnp-inspect-trace", "version": 2, "producer": "tfnp_inspect <version>",
      "options": {"capacity", "capture", "max_capture_bytes", "checks": [kind, ...], "strict"},
      "total": int, "dropped": int,          # calls ever recorded / evicted from the ring buffer
      "stats": [FunctionStats.to_dict(), ...],
      "violations": [violation, ...],        # Recorder.violations(): also evicted calls' ones
      "sites": [{"func_name", "module", "mode", "stateful", "op_name", "token", "call_site",
-                "tout", "tout_is_list", "origin"}, ...],          # one per op
+                "tout", "tout_is_list", "origin", "static_shapes"}, ...],   # one per op
      "invocations": [{"seq", "site": index into "sites", "thread_id", "thread_name",
                       "start_ns", "duration_ns", "inputs": [array], "outputs": [array],
                       "error": null | {"type", "message", "traceback"},
                       "violations": [violation], "hints": [{"kind", "func_name", "seq", "message"}],
-                      "process": {"host", "pid", "task"}}, ...]}
+                      "process": {"host", "pid", "task"}}, ...],
+     "shapes": [SiteShapes.to_dict(), ...],      # per op: observed shapes, every call counted
+     "pipeline": [Concurrency.to_dict(), ...],   # per function: how its calls overlapped
+     "builds": [{"func_name", "call_site", "ops", "functions": [tf.function name, ...]}, ...],
+     "registry_size": null | int}               # TF's PyFunc registry when exported
     violation = {"kind", "func_name", "seq", "call_site", "message", "argument"}
+    static_shapes = null | [null | [null | int, ...], ...]   # per output (null: unknown rank)
     array = {"shape", "dtype" (str), "nbytes", "fingerprint", "flags": [flag name, ...],
              "aliases_input", "will_be_copied", "capture_note",
              "sample": null | [offset, length] into samples.npy,
@@ -43,6 +48,12 @@ produces: counts, sizes and durations (ns) are non-negative int64 values, ``seq`
 keys of ``stats[].histogram``) at most the bucket of the longest int64 duration; the exact
 ranges are in :mod:`.trace_schema`. Keys the reader does not know are ignored (``producer``,
 ``stats[].mean_ns`` ...).
+
+Version 2 added ``sites[].static_shapes``, ``shapes``, ``pipeline``, ``builds`` and
+``registry_size`` (:mod:`tfnp_inspect.model.shapes`, :mod:`tfnp_inspect.model.pipeline`); the
+hints derived from them (``unknown-shape``, ``serialized``, ``retraced``) are derived again on
+load. Version 1 files still load: their static shapes are unknown, their shapes and overlaps are
+derived from the calls they kept, and they carry no build counts.
 
 Flag names are the ``FLAG_*`` constants of :mod:`tfnp_inspect.model.records`, lower-cased
 without the prefix. ``hints`` are the hints found while the call ran; the 'nonfinite' hint is
@@ -79,7 +90,7 @@ from typing import Any
 from ..model import records
 
 FORMAT_NAME = "tfnp-inspect-trace"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: trace.json is refused above this size (a zip member may declare anything).
 MAX_JSON_BYTES = 1 << 30
 #: Bound on ``.npy`` header size, as numpy's own loader uses.

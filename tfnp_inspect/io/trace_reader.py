@@ -28,10 +28,13 @@ import msgspec
 import numpy as np
 
 from ..model.options import CAPTURE_LEVELS, Options
+from ..model.pipeline import Concurrency
 from ..model.records import CallRow, CallSite, ErrorInfo, Invocation, RawArray, Violation
+from ..model.shapes import SiteShapes
 from ..model.stats import FunctionStats
 from ..recording.recorder import Recorder
 from ..recording.trace import Trace
+from ..recording.wrapper import BuildCount
 from . import trace_file
 from . import trace_schema as schema
 from .trace_file import (
@@ -164,6 +167,8 @@ def _load_one(path: PathArg, budget: _Budget) -> Trace:
     recorder.load_records(
         contents.invocations, contents.violations, contents.stats, contents.total, contents.dropped
     )
+    if contents.diagnosis is not None:  # version 2 on; older files keep what the calls say
+        recorder.load_diagnosis(*contents.diagnosis)
     return Trace(recorder, source=os.fspath(path))
 
 
@@ -645,6 +650,7 @@ class _Contents:
             self.stats[entry.func_name] = _read_stats(entry)
         self.violations = [Violation(*self._violation(v)) for v in document.violations]
         self.sites = [self._site(s) for s in document.sites]
+        self.diagnosis = _read_diagnosis(document)
         entries = document.invocations
         from_row = Invocation.from_row
         invocations: list[Any] = [None] * kept
@@ -664,7 +670,7 @@ class _Contents:
         """A plain tuple laid out as CallSite (no function kept): every call shares it."""
         return tuple(CallSite(
             s.func_name, s.module, s.mode, s.stateful, s.op_name, s.token, s.call_site, s.tout,
-            s.tout_is_list, s.origin, key=0, defined_at=None,
+            s.tout_is_list, s.origin, key=0, defined_at=None, static_shapes=s.static_shapes,
         ))
 
     def _row(self, entry: schema.InvocationEntry, index: int) -> tuple:
@@ -758,6 +764,25 @@ def _read_stats(entry: schema.StatsEntry) -> FunctionStats:
     return stats
 
 
+def _read_diagnosis(
+    document: schema.Document,
+) -> tuple[list[SiteShapes], list[Concurrency], list[BuildCount], int | None] | None:
+    """Shapes, overlaps and build counts as a version 2 file keeps them (None for older ones)."""
+    if document.shapes is None and document.pipeline is None:
+        return None
+    shapes = [SiteShapes.from_dict(msgspec.to_builtins(entry)) for entry in document.shapes or ()]
+    pipeline = []
+    for index, entry in enumerate(document.pipeline or ()):
+        for ident, _ in entry.threads:
+            if ident > schema.UINT64_MAX:
+                raise _Corrupt(
+                    f"trace.pipeline[{index}].threads holds a thread id above {schema.UINT64_MAX}"
+                )
+        pipeline.append(Concurrency.from_dict(msgspec.to_builtins(entry)))
+    builds = [BuildCount(b.func_name, b.call_site, b.ops, b.functions) for b in document.builds or ()]
+    return shapes, pipeline, builds, document.registry_size
+
+
 def _merge(traces: list[Trace]) -> Trace:
     """One read-only view of traces recorded by several processes, ordered by start time."""
     invocations = sorted(
@@ -786,5 +811,12 @@ def _merge(traces: list[Trace]) -> Trace:
         stats,
         sum(t.total for t in traces),
         sum(t.dropped for t in traces),
+    )
+    sizes = [t.recorder.loaded_registry_size for t in traces if t.recorder.loaded_registry_size is not None]
+    recorder.load_diagnosis(  # each file's exact figures (one registry per process: the sizes add up)
+        [s for t in traces for s in t.recorder.shapes()],
+        [p for t in traces for p in t.recorder.pipeline()],
+        [b for t in traces for b in t.recorder.loaded_builds],
+        sum(sizes) if sizes else None,
     )
     return Trace(recorder, source=", ".join(str(t.source) for t in traces))

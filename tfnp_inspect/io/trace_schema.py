@@ -22,7 +22,9 @@ import msgspec
 from msgspec import Meta, Struct
 
 from ..model.options import CAPTURE_LEVELS, DEFAULT_CAPACITY, DEFAULT_MAX_CAPTURE_BYTES
+from ..model.pipeline import MAX_THREADS
 from ..model.records import VIOLATION_KINDS
+from ..model.shapes import MAX_DISTINCT_SHAPES, MAX_DTYPES
 from ..model.stats import EXACT_QUANTILE_CALLS, bucket_of
 from .trace_file import FLAGS
 
@@ -36,6 +38,10 @@ MAX_DIMENSIONS = 64
 MAX_BUCKET = bucket_of(INT64_MAX)
 #: Distinct violation kinds counted per function (the recorder knows 5).
 MAX_VIOLATION_KINDS = 256
+#: Outputs (or inputs) per op: more than any numpy_function declares.
+MAX_ARRAYS_PER_CALL = 1 << 16
+#: tf.function names kept per call site (the recorder keeps 8).
+MAX_BUILD_FUNCTIONS = 64
 
 # -- number types, each with the words used when a value is wrong --------------------------
 
@@ -57,6 +63,10 @@ if set(get_args(FlagName)) != set(FLAGS) or get_args(Capture) != CAPTURE_LEVELS:
     raise ImportError("trace_schema's flag names or capture levels differ from the model's")
 Encoding = Literal["npy", "items"]
 Shape = Annotated[tuple[Natural, ...], Meta(max_length=MAX_DIMENSIONS)]
+#: A shape as TF knows it statically, or as calls agreed on it: None for an unknown dimension.
+Dims = Annotated[tuple[Natural | None, ...], Meta(max_length=MAX_DIMENSIONS)]
+#: Per output, its static dims, or None for an unknown rank.
+StaticShapes = Annotated[tuple[Dims | None, ...], Meta(max_length=MAX_ARRAYS_PER_CALL)]
 
 _UNIONS = (Union, types.UnionType)
 #: What a Literal type's values are called in messages ("the unknown flag 'x'").
@@ -131,6 +141,7 @@ class SiteEntry(_Record):
     tout: tuple[str, ...] | None
     tout_is_list: bool
     origin: str
+    static_shapes: StaticShapes | None = None  # version 2 on: None when nothing is known
 
 
 class DataEntry(_Record):
@@ -167,6 +178,59 @@ class InvocationEntry(_Record):
     process: ProcessEntry
 
 
+class PositionEntry(_Record):
+    """Shapes one input or output position of an op had (``model.shapes.PositionShapes``)."""
+
+    dims: Dims | None
+    rank_varies: bool
+    seen: Natural
+    distinct: Annotated[tuple[tuple[Shape, Natural], ...], Meta(max_length=MAX_DISTINCT_SHAPES)]
+    others: Natural
+    dtypes: Annotated[tuple[str, ...], Meta(max_length=MAX_DTYPES)]
+
+
+class ShapesEntry(_Record):
+    """One op's observed shapes, every call counted (``model.shapes.SiteShapes``)."""
+
+    func_name: str
+    call_site: str | None
+    mode: Mode
+    origin: str
+    static_shapes: StaticShapes | None
+    calls: Natural
+    errors: Natural
+    inputs: Annotated[tuple[PositionEntry, ...], Meta(max_length=MAX_ARRAYS_PER_CALL)]
+    outputs: Annotated[tuple[PositionEntry, ...], Meta(max_length=MAX_ARRAYS_PER_CALL)]
+    output_count_varies: bool
+    first_seq: Int64
+    last_seq: Int64
+    settled_seq: Int64
+
+
+class PipelineEntry(_Record):
+    """How one function's calls overlapped (``model.pipeline.Concurrency``)."""
+
+    func_name: str
+    calls: Natural
+    total_ns: Natural
+    busy_ns: Natural
+    max_in_flight: Natural
+    first_start_ns: Int64
+    last_end_ns: Int64
+    longest_ns: Natural
+    threads: Annotated[tuple[tuple[ThreadIdent, str], ...], Meta(max_length=MAX_THREADS)]
+    more_threads: Natural
+
+
+class BuildEntry(_Record):
+    """Ops built from one call site (``recording.wrapper.BuildCount``)."""
+
+    func_name: str
+    call_site: str | None
+    ops: Natural
+    functions: Annotated[tuple[str, ...], Meta(max_length=MAX_BUILD_FUNCTIONS)]
+
+
 class Header(Struct):
     """Read first, without building anything else: is this a trace, and of which version?"""
 
@@ -184,6 +248,11 @@ class Document(_Record):
     violations: list[ViolationEntry]
     sites: list[SiteEntry]
     invocations: list[InvocationEntry]  # a list: the reader frees each entry once converted
+    # version 2 on (a version 1 file derives shapes and overlaps from its kept calls)
+    shapes: list[ShapesEntry] | None = None
+    pipeline: list[PipelineEntry] | None = None
+    builds: list[BuildEntry] | None = None
+    registry_size: Natural | None = None
 
 
 def field_names(record: type[Struct]) -> tuple[str, ...]:

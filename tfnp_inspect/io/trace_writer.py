@@ -53,9 +53,13 @@ from .trace_file import FLAGS, FORMAT_NAME, FORMAT_VERSION, ITEM_BYTES, ITEM_STR
 
 SITE_FIELDS = schema.field_names(schema.SiteEntry)
 VIOLATION_FIELDS = schema.field_names(schema.ViolationEntry)
+#: A site entry is the CallSite's leading fields, then its static shapes.
+_LEADING_SITE_FIELDS = len(SITE_FIELDS) - 1
+_S_STATIC_SHAPES = CallSite._fields.index("static_shapes")
 # Entries are built positionally from the recorder's rows: the layouts must agree.
 if (
-    CallSite._fields[:len(SITE_FIELDS)] != SITE_FIELDS
+    CallSite._fields[:_LEADING_SITE_FIELDS] != SITE_FIELDS[:-1]
+    or SITE_FIELDS[-1] != "static_shapes"
     or tuple(f.name for f in fields(Violation)) != VIOLATION_FIELDS
     or tuple(f.name for f in fields(Hint)) != schema.field_names(schema.HintEntry)
     or tuple(f.name for f in fields(ErrorInfo)) != schema.field_names(schema.ErrorEntry)
@@ -96,6 +100,7 @@ def export_trace(trace: Trace, path: PathArg) -> None:
                 for raw in inv[C_RAW_INPUTS] + inv[C_RAW_OUTPUTS]:
                     arrays.add(raw)
             arrays.finish()
+            diagnosis = trace.diagnosis()
             head = {
                 "format": FORMAT_NAME,
                 "version": FORMAT_VERSION,
@@ -106,6 +111,12 @@ def export_trace(trace: Trace, path: PathArg) -> None:
                 "stats": [json_safe(s.to_dict()) for s in trace.stats().values()],
                 "violations": [schema.ViolationEntry(*v.row()) for v in trace.violations],
                 "sites": [schema.SiteEntry(*site) for site in sites],
+                "shapes": [site.to_dict() for site in diagnosis.shapes],
+                "pipeline": [figures.to_dict() for figures in diagnosis.pipeline],
+                "builds": [
+                    schema.BuildEntry(b.func_name, b.call_site, b.ops, tuple(b.functions)) for b in diagnosis.builds
+                ],
+                "registry_size": diagnosis.registry_size,
             }
             member = zipfile.ZipInfo(JSON_MEMBER, date_time=time.localtime()[:6])
             member.compress_type = zipfile.ZIP_DEFLATED
@@ -152,7 +163,8 @@ def _encode(value: Any) -> bytes:
 
 
 def _site_key(inv: Invocation) -> tuple:
-    return inv[C_SITE][:len(SITE_FIELDS)]
+    site = inv[C_SITE]
+    return (*site[:_LEADING_SITE_FIELDS], site[_S_STATIC_SHAPES])
 
 
 def _invocation_entry(inv: Invocation, site_index: int, arrays: _ArrayWriter) -> schema.InvocationEntry:
