@@ -6,16 +6,14 @@ import html
 import io
 import re
 import sys
-from typing import Any, NamedTuple
 
 import pytest
 import tensorflow as tf
-from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
-from IPython.utils.capture import capture_output
-from traitlets.config import Config
 
 import tfnp_inspect as npi
 from tfnp_inspect.recording.trace import Trace
+
+from shell_helpers import run
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -52,44 +50,6 @@ def loader(x):
 def data():
     return tf.constant([1.0, 2.0, 3.0])  # a fresh buffer: mutate() changes it every time
 """
-
-
-class Ran(NamedTuple):
-    result: ExecutionResult
-    stdout: str
-    stderr: str
-    outputs: list[dict[str, Any]]  # MIME bundles shown with display()
-
-    @property
-    def text(self) -> str:
-        return "\n".join(o.get("text/plain", "") for o in self.outputs)
-
-
-@pytest.fixture(scope="module")
-def ipython() -> InteractiveShell:
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    shell = InteractiveShell.instance(config=config)
-    shell.run_line_magic("colors", "nocolor")
-    return shell
-
-
-@pytest.fixture
-def shell(ipython: InteractiveShell):
-    ipython.run_line_magic("load_ext", "tfnp_inspect")
-    assert ipython.run_cell(DEFINITIONS, store_history=True).success
-    try:
-        yield ipython
-    finally:
-        ipython.run_line_magic("unload_ext", "tfnp_inspect")
-        npi.uninstall()
-        npi.recorder().clear()
-
-
-def run(shell: InteractiveShell, cell: str) -> Ran:
-    with capture_output() as captured:
-        result = shell.run_cell(cell, store_history=True)
-    return Ran(result, captured.stdout, captured.stderr, [o.data for o in captured.outputs])
 
 
 def test_cell_magic_shows_a_summary_in_text_and_html(shell):

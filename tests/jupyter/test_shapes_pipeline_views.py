@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, NamedTuple
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -13,11 +12,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from IPython.core.interactiveshell import InteractiveShell
-from IPython.utils.capture import capture_output
-from traitlets.config import Config
 
 import tfnp_inspect as npi
 from tfnp_inspect.views.panel import TracePanel, state
+
+from shell_helpers import Ran
+from shell_helpers import run as run_cell
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -44,46 +44,10 @@ def sp_step(x, k):
 """
 
 
-class Ran(NamedTuple):
-    stdout: str
-    stderr: str
-    outputs: list[dict[str, Any]]
-
-    @property
-    def text(self) -> str:
-        return "\n".join(o.get("text/plain", "") for o in self.outputs)
-
-    @property
-    def html(self) -> str:
-        return "\n".join(o.get("text/html", "") for o in self.outputs)
-
-
-@pytest.fixture(scope="module")
-def ipython() -> InteractiveShell:
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    shell = InteractiveShell.instance(config=config)
-    shell.run_line_magic("colors", "nocolor")
-    return shell
-
-
-@pytest.fixture
-def shell(ipython: InteractiveShell):
-    ipython.run_line_magic("load_ext", "tfnp_inspect")
-    assert ipython.run_cell(DEFINITIONS, store_history=True).success
-    try:
-        yield ipython
-    finally:
-        ipython.run_line_magic("unload_ext", "tfnp_inspect")
-        npi.uninstall()
-        npi.recorder().clear()
-
-
 def run(shell: InteractiveShell, cell: str) -> Ran:
-    with capture_output() as captured:
-        result = shell.run_cell(cell, store_history=True)
-    assert result.success, captured.stdout + captured.stderr
-    return Ran(captured.stdout, captured.stderr, [o.data for o in captured.outputs])
+    ran = run_cell(shell, cell)
+    assert ran.result.success, ran.stdout + ran.stderr
+    return ran
 
 
 CELL = "%%npfunc -o t\nfor element in sp_images(): pass\nfor k in range(11): sp_step(tf.ones([3]), k)"
