@@ -300,3 +300,18 @@ def test_tout_spec_of_what_tf_rejects(tout: Any) -> None:
     with pytest.raises(type(from_tf.value)) as from_ours:  # ours leaves the error to TF
         build(npi.numpy_function)
     assert error_core(from_ours.value) == error_core(from_tf.value)
+
+
+def test_a_failing_declaration_never_breaks_the_users_graph(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever goes wrong while keeping a declaration, the op is built as TF builds it and its
+    calls are still observed (as an undeclared op)."""
+    from tfnp_inspect.recording import wrapper
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("declaration failed")
+
+    monkeypatch.setattr(wrapper, "declare", broken)
+    step = tf.function(lambda v: tf.numpy_function(double, [v], tf.float32))
+    with npi.trace() as t:
+        assert step(tf.ones([2])).numpy().tolist() == [2.0, 2.0]
+    assert [(r.func_name, r.site.origin) for r in t.invocations] == [("double", "registry")]

@@ -262,8 +262,11 @@ def eager_call(original: Callable[..., Any]) -> Callable[..., Any]:
         plan = active.plan
         if plan is None or not callable(func) or not tf_hooks.executing_eagerly():
             return original(func, inp, Tout, stateful=stateful, name=name)
-        probe = _eager_probe(func, Tout, stateful, name, tf_hooks.user_call_site(2))
-        widened = _eager_widened(inp) if probe.tout is not None else ()
+        try:
+            probe = _eager_probe(func, Tout, stateful, name, tf_hooks.user_call_site(2))
+            widened = _eager_widened(inp) if probe.tout is not None else ()
+        except Exception:  # noqa: BLE001 - never break the user's call: it runs unrecorded
+            return original(func, inp, Tout, stateful=stateful, name=name)
 
         def observed(*args: Any) -> Any:
             return probe.call(func, args, plan, widened)
@@ -282,7 +285,10 @@ def on_build(original: Callable[..., Any]) -> Callable[..., Any]:
         result = original(func, inp, Tout, stateful=stateful, use_eager_py_func=use_eager_py_func,
                           is_grad_func=is_grad_func, name=name)
         if not use_eager_py_func:
-            declare(func, Tout, stateful, name, result)
+            try:
+                declare(func, Tout, stateful, name, result)
+            except Exception:  # noqa: BLE001 - never break the user's graph: the op stays undeclared
+                pass
         return result
 
     return tf_hooks.mark_do_not_convert(_internal_py_func)
