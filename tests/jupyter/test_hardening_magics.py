@@ -6,9 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
-from traitlets.config import Config
 
 import tfnp_inspect as npi
 
@@ -32,20 +30,8 @@ def pipeline(x):
 """
 
 
-@pytest.fixture
-def shell() -> Any:
-    """A plain InteractiveShell: what terminal IPython is to the magics (no kernel, no widgets)."""
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    ipython = InteractiveShell.instance(config=config)
-    ipython.run_line_magic("load_ext", "tfnp_inspect")
-    assert ipython.run_cell(DEFINITIONS).success
-    try:
-        yield ipython
-    finally:
-        ipython.run_line_magic("unload_ext", "tfnp_inspect")
-        npi.uninstall()
-        npi.recorder().clear()
+# ``shell`` (tests/jupyter/conftest.py) is a plain InteractiveShell: what terminal IPython is to the
+# magics (no kernel, no widgets), with this module's DEFINITIONS run.
 
 
 def run(shell: Any, cell: str) -> Any:
