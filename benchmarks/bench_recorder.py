@@ -1,9 +1,11 @@
 """Cost of appending one record to a :class:`~tfnp_inspect.Recorder` from 1, 4 and 8 threads.
 
-The row stored is a real one: the record of a graph-mode call of a 16-element function. Each
-thread calls ``Recorder.store(row)`` (what the instrumented call does per active recorder) in
-a tight loop, all released together by a barrier; the figure is wall time over records stored,
-with the default capacity so that evictions are part of the cost. It is compared with a bare
+The rows stored are real ones: the record of a graph-mode call of a 16-element function, with
+start times that advance as a stream of calls would (one every 20 us, threads interleaved).
+Each thread calls ``Recorder.store(row)`` (what the instrumented call does per active recorder;
+the compiled core inlines its common case) in a tight loop, all released together by a barrier;
+the figure is wall time over records stored, with the default capacity so that evictions, and
+the aggregates they fold, are part of the cost. It is compared with a bare
 ``tf.numpy_function`` call measured by the overhead section in the same run.
 """
 
@@ -13,9 +15,12 @@ import threading
 import time
 
 from bench_common import DEFAULT_OPTIONS, Row, duration
+
+from tfnp_inspect.model.records import C_START_NS
 from bench_overhead import scale
 
 SECTION = "recorder append"
+CALL_SPACING_NS = 20_000
 GOAL_NS = 1000
 THREADS = (1, 4, 8)
 
@@ -41,13 +46,20 @@ def _append_seconds(row: tuple, threads: int, per_thread: int) -> float:
     recorder = Recorder(**DEFAULT_OPTIONS)
     store = recorder.store
     barrier = threading.Barrier(threads + 1)
+    start = row[C_START_NS]
 
-    def worker() -> None:
+    def stream(thread: int) -> list[tuple]:
+        return [
+            (*row[:C_START_NS], start + (i * threads + thread) * CALL_SPACING_NS, *row[C_START_NS + 1:])
+            for i in range(per_thread)
+        ]
+
+    def worker(rows: list[tuple]) -> None:
         barrier.wait()
-        for _ in range(per_thread):
-            store(row)
+        for each in rows:
+            store(each)
 
-    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    workers = [threading.Thread(target=worker, args=(stream(t),)) for t in range(threads)]
     for thread in workers:
         thread.start()
     barrier.wait()

@@ -4,7 +4,9 @@
 # only that (`bash tests/run.sh tests/unit`, `bash tests/run.sh tests/tf/test_recorder.py`).
 #
 # Without a path, the unit tier runs first in a process of its own, where TensorFlow cannot be
-# imported (see tests/unit/conftest.py), then the TensorFlow and Jupyter tiers.
+# imported (see tests/unit/conftest.py), then the TensorFlow and Jupyter tiers, then the
+# TensorFlow tier again on the pure-Python per-call core (TFNP_INSPECT_CORE=python) when the
+# compiled one ran first: the two cores pass the same tests.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash .ci/bootstrap
@@ -28,6 +30,13 @@ if [[ $unit != 0 && $unit != 5 ]] && [[ " $* " == *" -x "* || " $* " == *" --exi
 fi
 rest=0
 "${pytest[@]}" tests --ignore=tests/unit "$@" || rest=$?
+core=$(.venv/bin/python -c 'from tfnp_inspect.recording.probe import CORE; print(CORE)')
+python_core=0
+if [[ $core == compiled ]]; then
+    echo "[tests] the TensorFlow tier again, on the pure-Python core"
+    TFNP_INSPECT_CORE=python "${pytest[@]}" tests/tf "$@" || python_core=$?
+fi
 if [[ $unit != 0 && $unit != 5 ]]; then exit "$unit"; fi
+if [[ $python_core != 0 && $python_core != 5 ]]; then exit "$python_core"; fi
 if [[ $rest == 5 && $unit == 0 ]]; then exit 0; fi
 exit "$rest"

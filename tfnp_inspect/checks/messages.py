@@ -202,3 +202,15 @@ def retraced_message(
         "(tf.constant(x)) instead of Python scalars, give the tf.function an input_signature, or "
         "use tf.function(reduce_retracing=True)."
     )
+
+
+def core_choice_message(wanted: str, choices: tuple[str, ...]) -> str:
+    return f"TFNP_INSPECT_CORE must be one of {', '.join(choices)}; got {wanted!r}"
+
+
+def core_missing_message(reason: str) -> str:
+    return (
+        f"TFNP_INSPECT_CORE=compiled, but the compiled per-call core cannot be used: {reason}. Build it "
+        "with `pip install -e .` (or `python setup.py build_ext --inplace`) where gcc and the Python "
+        "headers are installed, or unset TFNP_INSPECT_CORE to fall back to the pure-Python core."
+    )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, cast
 
 from .records import A_DTYPE, A_SHAPE, C_ERROR, C_RAW_INPUTS, C_RAW_OUTPUTS, C_SEQ, CallSite, dtype_name
@@ -160,6 +161,12 @@ class PositionShapes:
         )
 
 
+#: Batches of at least this many rows try :meth:`SiteShapes._count_repeats` first.
+_BATCH_ROWS = 16
+_ERROR, _INPUTS, _OUTPUTS = itemgetter(C_ERROR), itemgetter(C_RAW_INPUTS), itemgetter(C_RAW_OUTPUTS)
+_SHAPE, _DTYPE = itemgetter(A_SHAPE), itemgetter(A_DTYPE)
+
+
 @dataclass(slots=True)
 class SiteShapes:
     """The shapes of one op's calls: per input and output position, with the static shapes."""
@@ -231,6 +238,8 @@ class SiteShapes:
         counts, so it is only counted (its shapes and dtypes read by ``zip``, without a Python
         loop over the arrays); :meth:`flush` adds those counts to the positions.
         """
+        if len(rows) >= _BATCH_ROWS and self._count_repeats(rows):
+            return
         repeats = self._repeats
         known_key = repeats.get
         inputs_at, outputs_at, error_at, seq_at = C_RAW_INPUTS, C_RAW_OUTPUTS, C_ERROR, C_SEQ
@@ -260,6 +269,40 @@ class SiteShapes:
         self.calls = calls
         if rows:
             self.last_seq = rows[-1][seq_at]
+
+    def _count_repeats(self, rows: Sequence[Sequence[Any]]) -> bool:
+        """The steady state, without a Python loop over the rows: every row a successful call
+        with the shapes and dtypes of an earlier one, all alike. Counts them and says True; says
+        False (and changes nothing) otherwise."""
+        repeats = self._repeats
+        if not repeats or list(map(_ERROR, rows)).count(None) != len(rows):
+            return False
+        inputs, outputs = list(map(_INPUTS, rows)), list(map(_OUTPUTS, rows))
+        input_counts, output_counts = set(map(len, inputs)), set(map(len, outputs))
+        if len(input_counts) != 1 or len(output_counts) != 1:
+            return False
+        arity = input_counts.pop()
+        columns = [list(map(itemgetter(i), inputs)) for i in range(arity)]
+        columns += [list(map(itemgetter(i), outputs)) for i in range(output_counts.pop())]
+        if not columns:
+            return False
+        # one signature for the whole batch (compared column by column, without hashing dtypes)
+        shapes = tuple(column[0][A_SHAPE] for column in columns)
+        dtypes = tuple(column[0][A_DTYPE] for column in columns)
+        known = repeats.get((arity, shapes))
+        if known is None or known[0] != dtypes:
+            return False
+        total = len(rows)
+        for column, shape, dtype in zip(columns, shapes, dtypes, strict=True):
+            if list(map(_SHAPE, column)).count(shape) != total or list(map(_DTYPE, column)).count(dtype) != total:
+                return False
+        known[1] += total
+        succeeded = self.calls - self.errors
+        if succeeded < AGREEING_CALLS <= succeeded + len(rows):
+            self.settled_seq = rows[AGREEING_CALLS - succeeded - 1][C_SEQ]
+        self.calls += len(rows)
+        self.last_seq = rows[-1][C_SEQ]
+        return True
 
     def flush(self) -> None:
         """Add the calls :meth:`add_rows` only counted to the positions' counts."""

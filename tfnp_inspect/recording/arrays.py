@@ -29,6 +29,9 @@ SAMPLE_ELEMENTS = 128
 MAX_CAPTURE_ARRAY_BYTES = 2 << 30
 #: TF wraps returned buffers without copying only when their data pointer is this aligned.
 TF_ALIGNMENT = 64
+#: Outputs from this size on are fingerprinted only when a check or capture compares them (the
+#: determinism check, replay); smaller ones always are, for less than a microsecond.
+UNHASHED_FROM_BYTES = 16 << 10
 #: Below this size a copy by TF costs under ~0.1 ms, less than checking alignment is worth (~1 us).
 COPY_HINT_MIN_BYTES = 1 << 20
 
@@ -95,10 +98,13 @@ def describe(
     copy_check: bool,
     payloads: Any = None,
     turn: int = -1,
+    hash_large: bool = True,
 ) -> tuple:
     """Describe one input or output as a RawArray row (``capture``: 0 none, 1 summary, 2 full;
     ``payloads.take(value)`` gives the 'full' copy, or None and a note saying why not;
-    ``turn`` >= 0: a large C-contiguous array gets a sampled fingerprint for that turn)."""
+    ``turn`` >= 0: a large C-contiguous array gets a sampled fingerprint for that turn;
+    ``hash_large`` False: no fingerprint from :data:`UNHASHED_FROM_BYTES` on, for outputs that no
+    check or capture compares)."""
     data, note = payloads.take(value) if payloads is not None else (None, None)
     if type(value) is _ndarray:
         array = value
@@ -108,7 +114,9 @@ def describe(
             bits |= FLAG_SHARES_TENSOR
         dtype = array.dtype
         kind = dtype.kind
-        if bits & FLAG_C_CONTIGUOUS and kind in _PLAIN_KINDS:
+        if not hash_large and array.nbytes >= UNHASHED_FROM_BYTES:
+            fp = None
+        elif bits & FLAG_C_CONTIGUOUS and kind in _PLAIN_KINDS:
             if turn >= 0 and array.nbytes >= SAMPLED_MIN_BYTES:
                 fp = sampled_fingerprint(array, turn)
                 bits |= FLAG_SAMPLED
@@ -125,7 +133,8 @@ def describe(
         dtype = array.dtype
         kind = dtype.kind
         bits = FLAG_C_CONTIGUOUS
-        fp = fingerprint(array) if converted is not None else None
+        hashed = converted is not None and (hash_large or array.nbytes < UNHASHED_FROM_BYTES)
+        fp = fingerprint(array) if hashed else None
     nbytes = array.nbytes
     small = None
     if capture and data is None and kind in "biuf":  # 'full' without a copy still gets stats

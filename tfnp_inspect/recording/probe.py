@@ -13,13 +13,14 @@ avoids numpy reductions and allocations.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 import traceback
 import weakref
 from collections.abc import Callable
 from sys import getrefcount
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import xxhash
@@ -49,7 +50,15 @@ from ..model.records import (
     Violation,
 )
 from . import active
-from .arrays import MAX_CAPTURE_ARRAY_BYTES, capture_copy, describe, tf_wraps_without_copy
+from .arrays import (
+    COPY_HINT_MIN_BYTES,
+    MAX_CAPTURE_ARRAY_BYTES,
+    SAMPLE_ELEMENTS,
+    UNHASHED_FROM_BYTES,
+    capture_copy,
+    describe,
+    tf_wraps_without_copy,
+)
 
 _ndarray = np.ndarray
 _xxh3: Callable[[Any], int] = xxhash.xxh3_64_intdigest
@@ -100,6 +109,32 @@ def _error_info(exc: BaseException) -> ErrorInfo:
     return ErrorInfo(type(exc).__name__, safe_text(exc), text)
 
 
+class FastPath(NamedTuple):
+    """What the compiled core reads on each call, decided once per plan by ``_configure``.
+
+    One attribute read instead of a dozen; None while a call needs the reference path (first
+    call under a plan, 'full' capture, the hidden-state watch). The C core checks at import that
+    it was built for these fields, in this order.
+    """
+
+    plan: Any
+    switches_version: int
+    every_byte: bool
+    capture: int
+    retained: bool
+    mutation: bool
+    tout_check: bool
+    tout_single: Any
+    shape_check: bool
+    static_shapes: Any
+    nondeterminism: bool
+    graph: bool
+    generator: bool
+    hash_outputs: bool
+    exact_sinks: tuple
+    fitted_sinks: tuple
+
+
 class CallProbe:
     """Per-op state of the checks: what ``func`` can reach, what it returned before."""
 
@@ -107,7 +142,9 @@ class CallProbe:
         "__weakref__",
         "_calls",
         "_capture",
+        "_fast",
         "_gathering",
+        "_hash_outputs",
         "_hidden",
         "_kept_outputs",
         "_mutation",
@@ -135,6 +172,7 @@ class CallProbe:
         self._watch: StateWatch | None = None
         self.memory = DeterminismMemory() if site.stateful is False else None
         self._plan: active.Plan | None = None
+        self._fast: FastPath | None = None
         self._switches_version = -1
         self.pure_calls = 0
         self.impure = False
@@ -193,8 +231,16 @@ class CallProbe:
         self._nondeterminism = stateless and "nondeterministic" in checks
         self._hidden = stateless and "hidden-state" in checks
         self._shape_check = self.site.static_shapes is not None and "shape-mismatch" in checks
+        # large outputs are fingerprinted only for what compares them: determinism and replay
+        self._hash_outputs = self._nondeterminism or plan.capture == 2
         self._plan = plan
         self._switches_version = switches.version
+        self._fast = None if plan.capture == 2 or self._hidden or self._gathering else FastPath(
+            plan, self._switches_version, plan.every_byte, plan.capture, self._retained, self._mutation,
+            self._tout_check, self._tout_single, self._shape_check, self.site.static_shapes,
+            self._nondeterminism, self.site.mode == "graph", self.site.origin == ORIGIN_GENERATOR,
+            self._hash_outputs, plan.exact_sinks, plan.fitted_sinks,
+        )
 
     def call(self, func: Any, args: tuple, plan: active.Plan, eager_inputs: tuple = ()) -> Any:
         """Call ``func(*args)`` as TF would, record the call, check it, return its result.
@@ -286,7 +332,7 @@ class CallProbe:
                     if input_root is root:
                         alias = index
                         break
-            raw = describe(value, capture, alias, graph, payloads, turn)
+            raw = describe(value, capture, alias, graph, payloads, turn, self._hash_outputs)
             bytes_out += raw[A_NBYTES]
             raw_outputs.append(raw)
         hints: tuple[Hint, ...] = ()
@@ -300,8 +346,8 @@ class CallProbe:
             hints += self._check_state(watch, tokens_before, seq, violations)
         if graph:
             for raw in raw_outputs:
-                if raw[A_WILL_BE_COPIED] and _needs_layout_copy(raw):
-                    hints += (_output_copied_hint(site.func_name, seq, raw_outputs),)
+                if _needs_layout_copy(raw):
+                    hints += (self._copied_hint(seq, raw_outputs),)
                     break
         row = (
             seq, self.site_row, _get_ident(), _thread_name(),
@@ -314,6 +360,18 @@ class CallProbe:
         if plan.fitted_sinks or violations:
             active.deliver_rest(plan, Invocation.from_row(row))
         return result
+
+    def _copied_hint(self, seq: int, raw_outputs: Any) -> Hint:
+        name = self.site.func_name
+        which = ", ".join(f"output {i}" for i, raw in enumerate(raw_outputs) if _needs_layout_copy(raw))
+        return Hint("output-copied", name, seq, messages.output_copied_message(name, which))
+
+    def _stop_gathering(self) -> None:
+        """No more evidence to gather: the next call configures the probe again (and may take
+        the compiled core, which never runs the watch)."""
+        if self._gathering:
+            self._gathering = False
+            self._switches_version = -1
 
     def _violation(self, kind: str, seq: int, message: str, argument: str) -> Violation:
         site = self.site
@@ -362,7 +420,7 @@ class CallProbe:
         exc: BaseException, turn: int,
     ) -> None:
         """Record a call that raised; the user's exception then propagates unchanged."""
-        self._gathering = False
+        self._stop_gathering()
         seq = next(_seq)
         violations: list[Violation] = []
         if self._mutation:
@@ -494,10 +552,11 @@ class CallProbe:
         if impure or not complete:
             # state changed, or the function reaches state the watch cannot see: no advice
             self.impure = impure or self.impure
-            self._gathering = False
+            self._stop_gathering()
             return
         self.pure_calls += 1
-        self._gathering = self.pure_calls < STATELESS_EVIDENCE_CALLS
+        if self.pure_calls >= STATELESS_EVIDENCE_CALLS:
+            self._stop_gathering()
         if self.pure_calls == STATELESS_EVIDENCE_CALLS and self.memory is None:
             name = self.site.func_name
             hints.append(Hint(
@@ -613,11 +672,6 @@ _OUTPUT_BASELINE: dict[str, int] = {}
 _OUTPUT_BASELINE = _calibrate_output_refcounts()
 
 
-def _output_copied_hint(func_name: str, seq: int, raw_outputs: list) -> Hint:
-    which = ", ".join(f"output {i}" for i, raw in enumerate(raw_outputs) if _needs_layout_copy(raw))
-    return Hint("output-copied", func_name, seq, messages.output_copied_message(func_name, which))
-
-
 def _needs_layout_copy(raw: tuple) -> bool:
     """TF copies every non-C-contiguous output; misaligned ones too, but numpy's own large
     allocations are often 16 bytes off a 64-byte boundary, so that is recorded in
@@ -625,4 +679,59 @@ def _needs_layout_copy(raw: tuple) -> bool:
     return bool(raw[A_WILL_BE_COPIED]) and not raw[A_FLAGS] & FLAG_C_CONTIGUOUS
 
 
-__all__ = ["ORIGIN_DECLARED", "ORIGIN_GENERATOR", "ORIGIN_UNDECLARED", "CallProbe", "safe_text"]
+# -- the per-call core: compiled when built, this module's CallProbe.call otherwise ---------------
+
+
+def _rows_of(items: list) -> tuple:
+    """Violations or hints as the plain rows a record stores."""
+    return tuple(item.row() for item in items)
+
+
+def _deliver_rest(plan: active.Plan, row: tuple) -> None:
+    active.deliver_rest(plan, Invocation.from_row(row))
+
+
+def _compiled_core() -> Callable[..., Any] | None:
+    """The C twin of :meth:`CallProbe.call` (``_probe_core.c``), unless TFNP_INSPECT_CORE says
+    'python'; 'compiled' makes a missing or stale build an error instead of a fallback."""
+    wanted = os.environ.get("TFNP_INSPECT_CORE", "auto")
+    if wanted not in CORE_CHOICES:
+        raise ValueError(messages.core_choice_message(wanted, CORE_CHOICES))
+    if wanted == "python":
+        return None
+    try:
+        from . import _probe_core  # type: ignore[attr-defined]  # built by setup.py; optional
+    except ImportError as exc:
+        if wanted == "compiled":
+            raise ImportError(messages.core_missing_message(str(exc))) from exc
+        return None
+    layouts = (FastPath._fields, records.CallRow._fields, records.RawArray._fields)
+    if layouts != (_probe_core.FAST_FIELDS, _probe_core.ROW_FIELDS, _probe_core.ARRAY_FIELDS):
+        if wanted == "compiled":
+            raise ImportError(messages.core_missing_message("it was built for another version of probe.py"))
+        return None
+    _probe_core.init(
+        ndarray=np.ndarray, xxh3=_xxh3, describe=describe, perf_counter_ns=_perf_ns, seq=_seq,
+        this_thread=_this_thread, thread_name=_thread_name, switches=switches, records=vars(records),
+        output_refcounts=_output_refcounts, rows_of=_rows_of, deliver_rest=_deliver_rest,
+        reference_call=CallProbe.call, wall_offset_ns=_WALL_OFFSET_NS, sampled_min_bytes=SAMPLED_MIN_BYTES,
+        full_check_calls=FULL_CHECK_CALLS, full_check_every=FULL_CHECK_EVERY,
+        copy_hint_min_bytes=COPY_HINT_MIN_BYTES, sample_elements=SAMPLE_ELEMENTS,
+        flag_c_contiguous=FLAG_C_CONTIGUOUS, flag_writeable=records.FLAG_WRITEABLE,
+        flag_shares_tensor=FLAG_SHARES_TENSOR, flag_stats_exact=records.FLAG_STATS_EXACT,
+        flag_buffer_hash=FLAG_BUFFER_HASH, flag_sampled=FLAG_SAMPLED, unhashed_from_bytes=UNHASHED_FROM_BYTES,
+    )
+    return _probe_core.call
+
+
+CORE_CHOICES = ("auto", "compiled", "python")
+_compiled_call = _compiled_core()
+#: Which per-call core runs: 'compiled' (the C twin) or 'python' (the reference implementation).
+CORE = "python" if _compiled_call is None else "compiled"
+#: ``call_probe(probe, func, args, plan, eager_inputs=())``: what the hooks call for every call.
+call_probe: Callable[..., Any] = CallProbe.call if _compiled_call is None else _compiled_call
+
+
+__all__ = [
+    "CORE", "ORIGIN_DECLARED", "ORIGIN_GENERATOR", "ORIGIN_UNDECLARED", "CallProbe", "call_probe", "safe_text",
+]

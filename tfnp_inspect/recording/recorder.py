@@ -6,6 +6,7 @@ import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable
+from operator import itemgetter
 from typing import Any
 
 from ..model.options import Options
@@ -13,10 +14,6 @@ from ..model.pipeline import Concurrency, PipelineFolder
 from ..model.records import (
     A_CAPTURE_NOTE,
     A_DATA,
-    C_BYTES_IN,
-    C_BYTES_OUT,
-    C_DURATION_NS,
-    C_ERROR,
     C_RAW_INPUTS,
     C_RAW_OUTPUTS,
     C_SEQ,
@@ -35,11 +32,12 @@ from ..model.stats import FunctionStats, TraceStats
 from .arrays import stats_sample
 
 Listener = Callable[[Invocation], None]
+_SITE = itemgetter(C_SITE)
 
 #: Violations are rare and precious: keep this many even after their invocations were evicted.
 VIOLATION_HISTORY = 1000
 #: Records evicted at once (amortizes folding them into the aggregates).
-EVICTION_BATCH = 256
+EVICTION_BATCH = 1024
 
 
 class Subscription:
@@ -95,6 +93,13 @@ class Recorder:
         self._capacity = self.options.capacity
         self._full_capture = self.options.capture == "full"
         self._trim_above = self._capacity + EVICTION_BATCH
+        self._update_hot()
+
+    def _update_hot(self) -> None:
+        """What the compiled core needs to store a row itself (the common case of :meth:`store`:
+        no 'full' capture, no listener, no violation): None sends every row through ``store``."""
+        self._hot = None if self._full_capture or self._listeners else (self._buffer.append, self._buffer,
+                                                                        self._trim_above)
 
     # -- configuration -------------------------------------------------------------------
     @property
@@ -192,33 +197,35 @@ class Recorder:
                 changes.update(_strip(invocation, keep_sample=keep_sample))
         return invocation.replace(**changes) if changes else invocation
 
-    def _fold(self) -> None:
-        """Add the records not yet counted to the per-function aggregates (lock held).
+    def _fold(self, upto: int | None = None) -> None:
+        """Add the records not yet counted to the per-function aggregates (lock held): all of
+        them, or those before record number ``upto`` (counted from the first ever stored).
 
         Other threads may append meanwhile: rows are read by index up to a length taken first
-        (iterating a deque that grows raises), and only appends happen outside the lock.
+        (iterating a deque that grows raises), and only appends happen outside the lock. Rows
+        are folded per op (rows of one op share their site tuple), a batch at a time. Eviction
+        folds only what it evicts, so that the lock is never held for long.
         """
         buffer = self._buffer
-        end = len(buffer)
-        stats_by_name = self._stats
-        by_site: dict[int, list[tuple[Any, ...]]] = {}  # the rows of each op, for shapes and overlaps
-        for index in range(self._folded - self._evicted, end):
-            row = buffer[index]
-            site = row[C_SITE]
-            name = site[S_FUNC_NAME]
-            stats = stats_by_name.get(name)
-            if stats is None:
-                stats = stats_by_name[name] = FunctionStats(name)
-            stats.add(
-                row[C_DURATION_NS], row[C_BYTES_IN], row[C_BYTES_OUT], row[C_ERROR] is not None,
-                row[C_VIOLATIONS],
-            )
-            rows = by_site.get(id(site))  # rows of one op share their site tuple
-            if rows is None:
-                by_site[id(site)] = [row]
+        end = len(buffer) if upto is None else min(len(buffer), upto - self._evicted)
+        rows = [buffer[index] for index in range(self._folded - self._evicted, end)]
+        if rows:
+            sites = list(map(_SITE, rows))
+            if sites.count(sites[0]) == len(sites):  # one op (the usual case): no loop over rows
+                groups: Iterable[list[tuple[Any, ...]]] = (rows,)
             else:
-                rows.append(row)
-        self._fold_ops(by_site.values())
+                by_site: dict[int, list[tuple[Any, ...]]] = {}
+                for row, site in zip(rows, sites, strict=True):
+                    by_site.setdefault(id(site), []).append(row)
+                groups = by_site.values()
+            stats_by_name = self._stats
+            for group in groups:
+                name = group[0][C_SITE][S_FUNC_NAME]
+                stats = stats_by_name.get(name)
+                if stats is None:
+                    stats = stats_by_name[name] = FunctionStats(name)
+                stats.add_rows(group)
+            self._fold_ops(groups)
         self._folded = self._evicted + end
 
     def _fold_ops(self, groups: Iterable[list[tuple[Any, ...]]]) -> None:
@@ -243,7 +250,7 @@ class Recorder:
     def _evict(self, count: int) -> None:
         """Drop the ``count`` oldest records, counting them first (lock held)."""
         if self._folded < self._evicted + count:
-            self._fold()
+            self._fold(self._evicted + count)
         popleft = self._buffer.popleft
         for _ in range(count):
             old = popleft()
@@ -337,11 +344,13 @@ class Recorder:
         subscription = Subscription(self, listener)
         with self._lock:
             self._listeners = (*self._listeners, subscription)
+            self._update_hot()
         return subscription
 
     def _unsubscribe(self, subscription: Subscription) -> None:
         with self._lock:
             self._listeners = tuple(s for s in self._listeners if s is not subscription)
+            self._update_hot()
 
     # -- loading ------------------------------------------------------------------------------
     def load_records(

@@ -23,7 +23,7 @@ from ..model import records
 from ..model.naming import defined_at, function_name
 from ..model.records import CallSite
 from . import active, tf_hooks
-from .probe import ORIGIN_DECLARED, ORIGIN_GENERATOR, ORIGIN_UNDECLARED, CallProbe
+from .probe import ORIGIN_DECLARED, ORIGIN_GENERATOR, ORIGIN_UNDECLARED, CallProbe, call_probe
 
 #: token -> the op's probe, or None for ops that are not the user's (TF's own plumbing, EagerFunc).
 _probes: dict[str, CallProbe | None] = {}
@@ -198,7 +198,7 @@ def registry_call(original_call: Callable[..., Any]) -> Callable[..., Any]:
             probe = _undeclared_probe(token, registered)
         if probe is None or registered is None:
             return original_call(self, token, device, args)
-        ret = probe.call(registered, args, plan)  # type: ignore[union-attr]
+        ret = call_probe(probe, registered, args, plan)
         # FuncRegistry.__call__'s own conversion, after the call
         if isinstance(ret, bytes):
             ret = [ret]
@@ -269,7 +269,7 @@ def eager_call(original: Callable[..., Any]) -> Callable[..., Any]:
             return original(func, inp, Tout, stateful=stateful, name=name)
 
         def observed(*args: Any) -> Any:
-            return probe.call(func, args, plan, widened)
+            return call_probe(probe, func, args, plan, widened)
 
         return original(observed, inp, Tout, stateful=stateful, name=name)
 

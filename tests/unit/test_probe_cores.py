@@ -1,0 +1,219 @@
+"""The compiled per-call core against its reference, CallProbe.call, call by call.
+
+Each case runs one sequence of calls through two identical probes, one per core, and compares
+what they stored: every field of every row (arrays, verdicts, hints, bytes), with only the
+call numbers, times and threads left out, and what the calls returned or raised. Cases cover
+the common path the C core does itself and every branch it hands to the Python checks.
+
+The TensorFlow tiers run whole with each core as well (tests/run.sh).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tfnp_inspect.checks.tout import ToutSpec
+from tfnp_inspect.model.records import (
+    C_DURATION_NS,
+    C_ERROR,
+    C_SEQ,
+    C_START_NS,
+    C_STATIC_HINTS,
+    C_THREAD_ID,
+    C_THREAD_NAME,
+    C_VIOLATIONS,
+)
+from tfnp_inspect.recording import active
+from tfnp_inspect.recording import probe as probe_module
+from tfnp_inspect.recording.probe import ORIGIN_DECLARED, ORIGIN_GENERATOR, CallProbe
+from tfnp_inspect.recording.recorder import Recorder
+from tfnp_inspect.recording.wrapper import _site
+
+compiled = probe_module._compiled_call
+if compiled is None and os.environ.get("TFNP_INSPECT_CORE") == "compiled":
+    pytest.fail("TFNP_INSPECT_CORE=compiled but the compiled core did not load", pytrace=False)
+pytestmark = [
+    pytest.mark.skipif(compiled is None, reason="the compiled core is not built here"),
+    pytest.mark.filterwarnings("ignore::tfnp_inspect.ViolationWarning"),  # both cores warn alike
+]
+
+# positions in a comparable row (the skipped fields are gone)
+SITE, INPUTS, OUTPUTS, ERROR, VIOLATIONS = range(5)
+FLOAT32 = ToutSpec(("float32",), (np.dtype(np.float32),), False)
+_CALL_NUMBER = re.compile(r"#\d+")
+
+
+def _probe(func: Any, tout: ToutSpec | None, stateful: bool, static_shapes: Any, origin: str) -> CallProbe:
+    site = _site(func, "graph", stateful, tout, False, "op", "pyfunc_1", "case.py:1", origin)
+    return CallProbe(site._replace(static_shapes=static_shapes), tout)
+
+
+def _comparable(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A stored row without what differs from run to run (call numbers, times, threads) or
+    between the cores by design (the frames in a failed call's traceback)."""
+    skipped = {C_SEQ, C_START_NS, C_DURATION_NS, C_THREAD_ID, C_THREAD_NAME}
+    row = list(row)
+    if row[C_ERROR] is not None:  # its traceback has the reference core's frames
+        row[C_ERROR] = str(row[C_ERROR])
+    for findings in (C_VIOLATIONS, C_STATIC_HINTS):  # (kind, function, call number, ...) each
+        row[findings] = tuple((*finding[:2], None, *finding[3:]) for finding in row[findings])
+    kept = [value for index, value in enumerate(row) if index not in skipped]
+    return tuple(_CALL_NUMBER.sub("#", repr(value)) for value in kept)
+
+
+def _outcome(run: Callable[[], Any]) -> tuple[str, str]:
+    try:
+        return "returned", repr(run())
+    except BaseException as exc:  # noqa: BLE001 - the exception is part of what is compared
+        return "raised", f"{type(exc).__name__}: {exc}"
+
+
+def _run(core: Callable[..., Any], func: Any, calls: Sequence[list[Any]], options: dict[str, Any],
+         tout: ToutSpec | None, stateful: bool, static_shapes: Any, origin: str) -> tuple[list[Any], list[Any]]:
+    recorder = Recorder(**options)
+    plan = active.Plan.of((recorder,))
+    probe = _probe(func, tout, stateful, static_shapes, origin)
+    outcomes = [_outcome(lambda args=args: core(probe, func, args, plan)) for args in calls]
+    return outcomes, [_comparable(row) for row in recorder._buffer]
+
+
+def _same(func: Any, calls: Callable[[], Sequence[list[Any]]], tout: ToutSpec | None = FLOAT32,
+          stateful: bool = True, static_shapes: Any = None, origin: str = ORIGIN_DECLARED, **options: Any) -> list[Any]:
+    """Both cores, same calls (built afresh for each: a case may rewrite its inputs); their rows."""
+    reference = _run(CallProbe.call, func, calls(), options, tout, stateful, static_shapes, origin)
+    twin = _run(compiled, func, calls(), options, tout, stateful, static_shapes, origin)
+    assert twin == reference
+    return reference[1]
+
+
+def _views(count: int, size: int = 16, dtype: Any = np.float32) -> list[list[Any]]:
+    """Inputs as graph mode passes them: views of a buffer owned elsewhere."""
+    return [[np.arange(size, dtype=dtype)[:] + i] for i in range(count)]
+
+
+def scale(x: np.ndarray) -> np.ndarray:
+    return x * np.float32(2)
+
+
+def test_common_calls_after_the_first_hundred_store_equal_rows() -> None:
+    rows = _same(scale, lambda: _views(140))
+    assert len(rows) == 140
+
+
+@pytest.mark.parametrize("capture", ["none", "summary", "full"])
+def test_capture_levels(capture: str) -> None:
+    _same(scale, lambda: _views(110, size=300), capture=capture)
+
+
+def test_every_byte_and_large_sampled_arrays() -> None:
+    _same(scale, lambda: _views(120, size=100_000))
+    _same(scale, lambda: _views(120, size=100_000), byte_checks="every-call")
+
+
+def mutate(x: np.ndarray) -> np.ndarray:
+    x[0] = -1
+    return x + 1
+
+
+def test_mutated_inputs() -> None:
+    rows = _same(mutate, lambda: _views(120))
+    assert all("mutated-input" in row[VIOLATIONS] for row in rows)
+
+
+def test_mutated_large_inputs_sampled() -> None:
+    _same(mutate, lambda: _views(120, size=100_000))
+
+
+KEPT: list[np.ndarray] = []
+
+
+def keep_input(x: np.ndarray) -> np.ndarray:
+    KEPT.append(x)
+    return x * 2
+
+
+def test_retained_inputs() -> None:
+    rows = _same(keep_input, lambda: _views(110))
+    KEPT.clear()
+    assert all("retained-reference" in row[VIOLATIONS] for row in rows)
+
+
+ALIGNED = np.zeros(64, np.float32)
+
+
+def reuse_output(x: np.ndarray) -> np.ndarray:
+    ALIGNED[:16] = x
+    return ALIGNED
+
+
+def test_reused_outputs() -> None:
+    _same(reuse_output, lambda: _views(110))
+
+
+def test_outputs_that_are_inputs_views_and_tuples() -> None:
+    _same(lambda x: x, lambda: _views(110))
+    _same(lambda x: (x[::2], x.reshape(4, 4).T, np.ascontiguousarray(x[::-1])), lambda: _views(110),
+          tout=ToutSpec(("float32",) * 3, (np.dtype(np.float32),) * 3, True))
+    _same(lambda x: [x + 1, 3.5], lambda: _views(110),
+          tout=ToutSpec(("float32", "float64"), (np.dtype(np.float32), np.dtype(np.float64)), True))
+    _same(lambda x: None, lambda: _views(110), tout=None)
+
+
+def test_tout_mismatch_and_shape_mismatch() -> None:
+    rows = _same(lambda x: x.astype(np.float64), lambda: _views(110))
+    assert all("tout-mismatch" in row[VIOLATIONS] for row in rows)
+    rows = _same(scale, lambda: [[np.ones(16 + (i % 2), np.float32)] for i in range(110)], static_shapes=((16,),))
+    assert sum("shape-mismatch" in row[VIOLATIONS] for row in rows) == 55
+
+
+def test_stateless_determinism() -> None:
+    flip = iter(range(10**6))
+    rows = _same(lambda x: x + next(flip) % 2, lambda: [[np.ones(16, np.float32)] for _ in range(110)],
+                 stateful=False)
+    assert any("nondeterministic" in row[VIOLATIONS] for row in rows)
+
+
+def test_object_and_non_contiguous_inputs() -> None:
+    _same(lambda s: s, lambda: [[np.array([b"a", b"bc"], dtype=object)] for _ in range(110)],
+          tout=ToutSpec(("string",), (np.dtype(object),), False))
+    _same(scale, lambda: [[np.arange(32, dtype=np.float32)[::2]] for _ in range(110)])
+
+
+def fail_sometimes(x: np.ndarray) -> np.ndarray:
+    if x[0] % 3 == 0:
+        raise ValueError(f"bad input {x[0]}")
+    return x
+
+
+def test_failed_calls() -> None:
+    rows = _same(fail_sometimes, lambda: _views(110))
+    assert sum(row[ERROR] != repr(None) for row in rows) == 37
+
+
+def test_generator_end_is_not_a_failed_call() -> None:
+    def exhausted(x: np.ndarray) -> np.ndarray:
+        raise StopIteration
+
+    rows = _same(exhausted, lambda: _views(110), tout=None, origin=ORIGIN_GENERATOR)
+    assert rows == []
+
+
+def test_strict_mode_raises_the_same() -> None:
+    _same(mutate, lambda: _views(110), strict=True)
+
+
+def test_listeners_and_violations_go_through_store() -> None:
+    seen: list[Any] = []
+    recorder = Recorder()
+    recorder.subscribe(seen.append)
+    plan = active.Plan.of((recorder,))
+    probe = _probe(mutate, FLOAT32, True, None, ORIGIN_DECLARED)
+    for args in _views(110):
+        compiled(probe, mutate, args, plan)
+    assert len(seen) == 110 == len(recorder) and len(recorder.violations()) == 110

@@ -1,0 +1,1019 @@
+/* The compiled per-call core: a C twin of CallProbe.call (probe.py) for the common calls.
+ *
+ * probe.py stays the reference implementation. This file does what it does for a call whose
+ * probe is configured for the active plan (CallProbe._fast) and needs neither 'full' capture nor
+ * the hidden-state watch: describe the inputs, call func, check retained references and
+ * mutation, describe the outputs, build the row and store it. Everything rare (a violation or
+ * hint to word, an array that is not a plain C-contiguous one, a failed call) goes to the same
+ * Python methods the reference path uses, so both cores produce the same rows and the same
+ * verdicts; tests run the TensorFlow tier with each.
+ *
+ * Every Python object it needs comes from probe.py through init(); the tuple layouts it builds
+ * (FastPath, CallRow, RawArray) are exported below and checked against probe.py at import.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pythread.h>
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+#include <string.h>
+#include <time.h>
+
+/* FastPath fields, in probe.FastPath's order */
+enum {
+    F_PLAN, F_SWITCHES_VERSION, F_EVERY_BYTE, F_CAPTURE, F_RETAINED, F_MUTATION, F_TOUT_CHECK,
+    F_TOUT_SINGLE, F_SHAPE_CHECK, F_STATIC_SHAPES, F_NONDETERMINISM, F_GRAPH, F_GENERATOR,
+    F_HASH_OUTPUTS, F_EXACT_SINKS, F_FITTED_SINKS, F_COUNT
+};
+static const char *FAST_FIELDS[] = {
+    "plan", "switches_version", "every_byte", "capture", "retained", "mutation", "tout_check",
+    "tout_single", "shape_check", "static_shapes", "nondeterminism", "graph", "generator",
+    "hash_outputs", "exact_sinks", "fitted_sinks", NULL
+};
+/* RawArray fields */
+enum { A_SHAPE, A_DTYPE, A_NBYTES, A_FINGERPRINT, A_FLAGS, A_ALIAS, A_WILL_BE_COPIED, A_SAMPLE, A_DATA,
+       A_NOTE, A_COUNT };
+static const char *ARRAY_FIELDS[] = {
+    "shape", "dtype", "nbytes", "fingerprint", "flags", "aliases_input", "will_be_copied", "sample",
+    "data", "capture_note", NULL
+};
+/* CallRow fields */
+enum { R_SEQ, R_SITE, R_THREAD_ID, R_THREAD_NAME, R_START, R_DURATION, R_INPUTS, R_OUTPUTS, R_ERROR,
+       R_VIOLATIONS, R_HINTS, R_PROCESS, R_BYTES_IN, R_BYTES_OUT, R_COUNT };
+static const char *ROW_FIELDS[] = {
+    "seq", "site", "thread_id", "thread_name", "start_ns", "duration_ns", "raw_inputs", "raw_outputs",
+    "error", "violations", "static_hints", "process", "bytes_in", "bytes_out", NULL
+};
+
+/* What init() hands over (strong references, kept for the process's life). */
+static PyObject *xxh3, *py_describe, *perf_counter_ns, *seq_counter, *this_thread, *thread_name_fn,
+    *switches, *records_dict, *output_refcounts, *rows_of, *deliver_rest, *reference_call;
+static PyTypeObject *ndarray_type, *tensor_wrapper_type;
+static long long wall_offset_ns;
+static Py_ssize_t sampled_min_bytes, copy_hint_min_bytes, sample_elements, unhashed_from_bytes;
+static long full_check_calls, full_check_every;
+static long flag_c_contiguous, flag_writeable, flag_shares_tensor, flag_stats_exact, flag_buffer_hash,
+    flag_sampled;
+static int initialized;
+
+static PyObject *s_fast, *s_calls, *s_site_row, *s_kept_outputs, *s_version, *s_name,
+    *s_process, *s_store, *s_hot, *s_trim, *s_record_failure, *s_check_retained_inputs, *s_check_kept_outputs,
+    *s_find_mutations, *s_check_tout, *s_check_shapes, *s_check_determinism, *s_copied_hint;
+
+#define MAX_STACK_ARGS 16
+
+static int
+is_plain_kind(char kind)
+{
+    return kind != 0 && strchr("biufcmMSU", kind) != NULL;
+}
+
+/* TF hands graph-mode inputs over as views whose base is a `tensorflow_wrapper`. */
+static int
+is_tensor_wrapper(PyObject *base)
+{
+    PyTypeObject *type = Py_TYPE(base);
+    if (type == tensor_wrapper_type) {
+        return 1;
+    }
+    if (type == ndarray_type) {
+        return 0;
+    }
+    const char *name = strrchr(type->tp_name, '.');
+    name = name ? name + 1 : type->tp_name;
+    if (strcmp(name, "tensorflow_wrapper") == 0) {
+        tensor_wrapper_type = type;
+        return 1;
+    }
+    return 0;
+}
+
+/* The object that owns an array's memory: the end of the .base chain (fingerprints.alias_root). */
+static PyObject *
+alias_root(PyObject *array)
+{
+    PyObject *root = array;
+    PyObject *base = PyArray_BASE((PyArrayObject *)array);
+    while (base != NULL) {
+        root = base;
+        base = Py_TYPE(root) == ndarray_type ? PyArray_BASE((PyArrayObject *)root) : NULL;
+    }
+    return root;
+}
+
+/* What the garbage collector would do to this tuple at its first pass (_PyTuple_MaybeUntrack),
+ * done now: rows of atomic values are never traversed, so storing them costs no collections. */
+static void
+untrack_if_atomic(PyObject *tuple)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tuple); i++) {
+        PyObject *item = PyTuple_GET_ITEM(tuple, i);
+        if (PyObject_IS_GC(item) && PyObject_GC_IsTracked(item)) {
+            return;
+        }
+    }
+    PyObject_GC_UnTrack(tuple);
+}
+
+static PyObject *
+list_ready(PyObject *list)
+{
+    return list != NULL ? list : PyList_New(0);
+}
+
+/* The strided sample for lazy stats (arrays.stats_sample) of a C-contiguous array. */
+static PyObject *
+stats_sample(PyArrayObject *array, Py_ssize_t size, long *bits)
+{
+    const char *data = PyArray_BYTES(array);
+    Py_ssize_t itemsize = PyArray_ITEMSIZE(array);
+    if (size <= sample_elements) {
+        *bits |= flag_stats_exact;
+        return PyBytes_FromStringAndSize(data, size * itemsize);
+    }
+    Py_ssize_t step = (size + sample_elements - 1) / sample_elements;
+    Py_ssize_t count = (size + step - 1) / step;
+    PyObject *sample = PyBytes_FromStringAndSize(NULL, count * itemsize);
+    if (sample == NULL) {
+        return NULL;
+    }
+    char *out = PyBytes_AS_STRING(sample);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        memcpy(out + i * itemsize, data + i * step * itemsize, (size_t)itemsize);
+    }
+    return sample;
+}
+
+/* arrays.describe for a plain C-contiguous ndarray; any other value goes to the Python one. */
+static PyObject *
+describe(PyObject *value, long capture, PyObject *alias, int copy_check, long turn, int hash_large)
+{
+    PyArrayObject *array = (PyArrayObject *)value;
+    int hashed = Py_TYPE(value) != ndarray_type || hash_large || PyArray_NBYTES(array) < unhashed_from_bytes;
+    if (Py_TYPE(value) != ndarray_type || !(PyArray_FLAGS(array) & NPY_ARRAY_C_CONTIGUOUS)
+        || !is_plain_kind(PyArray_DESCR(array)->kind)
+        || (hashed && turn >= 0 && PyArray_NBYTES(array) >= sampled_min_bytes)) {
+        return PyObject_CallFunction(py_describe, "OlOOOlO", value, capture, alias,
+                                     copy_check ? Py_True : Py_False, Py_None, turn,
+                                     hash_large ? Py_True : Py_False);
+    }
+    long bits = PyArray_FLAGS(array) & (flag_c_contiguous | flag_writeable);
+    PyObject *base = PyArray_BASE(array);
+    if (base != NULL && is_tensor_wrapper(base)) {
+        bits |= flag_shares_tensor;
+    }
+    char kind = PyArray_DESCR(array)->kind;
+    Py_ssize_t nbytes = PyArray_NBYTES(array);
+    PyObject *row = PyTuple_New(A_COUNT);
+    if (row == NULL) {
+        return NULL;
+    }
+    PyObject *fingerprint = Py_None;
+    Py_INCREF(Py_None);
+    if (hashed) {
+        Py_DECREF(fingerprint);
+        fingerprint = PyObject_CallOneArg(xxh3, value);
+        if (fingerprint == NULL) {
+            goto fail;
+        }
+        bits |= flag_buffer_hash;
+    }
+    PyTuple_SET_ITEM(row, A_FINGERPRINT, fingerprint);
+    PyObject *sample = Py_None;
+    Py_INCREF(Py_None);
+    if (capture && strchr("biuf", kind) != NULL) {
+        Py_DECREF(sample);
+        sample = stats_sample(array, PyArray_SIZE(array), &bits);
+        if (sample == NULL) {
+            goto fail;
+        }
+    }
+    PyTuple_SET_ITEM(row, A_SAMPLE, sample);
+    PyObject *copied = Py_None;
+    if (copy_check && nbytes >= copy_hint_min_bytes) {  /* arrays.tf_will_copy, C-contiguous */
+        copied = ((Py_uintptr_t)PyArray_DATA(array) % 64) ? Py_True : Py_False;
+    }
+    Py_INCREF(copied);
+    PyTuple_SET_ITEM(row, A_WILL_BE_COPIED, copied);
+    int ndim = PyArray_NDIM(array);
+    npy_intp *dims = PyArray_DIMS(array);
+    PyObject *shape = PyTuple_New(ndim);
+    if (shape == NULL) {
+        goto fail;
+    }
+    PyTuple_SET_ITEM(row, A_SHAPE, shape);
+    for (int i = 0; i < ndim; i++) {
+        PyObject *dim = PyLong_FromSsize_t(dims[i]);
+        if (dim == NULL) {
+            goto fail;
+        }
+        PyTuple_SET_ITEM(shape, i, dim);
+    }
+    Py_INCREF(PyArray_DESCR(array));
+    PyTuple_SET_ITEM(row, A_DTYPE, (PyObject *)PyArray_DESCR(array));
+    PyObject *size = PyLong_FromSsize_t(nbytes);
+    PyObject *flags = PyLong_FromLong(bits);
+    if (size == NULL || flags == NULL) {
+        Py_XDECREF(size);
+        Py_XDECREF(flags);
+        goto fail;
+    }
+    PyTuple_SET_ITEM(row, A_NBYTES, size);
+    PyTuple_SET_ITEM(row, A_FLAGS, flags);
+    Py_INCREF(alias);
+    PyTuple_SET_ITEM(row, A_ALIAS, alias);
+    Py_INCREF(Py_None);
+    PyTuple_SET_ITEM(row, A_DATA, Py_None);
+    Py_INCREF(Py_None);
+    PyTuple_SET_ITEM(row, A_NOTE, Py_None);
+    untrack_if_atomic(shape);
+    untrack_if_atomic(row);
+    return row;
+fail:
+    Py_DECREF(row);  /* unset items are NULL: tuple dealloc skips them */
+    return NULL;
+}
+
+static long
+raw_flags(PyObject *raw)
+{
+    return PyLong_AsLong(PyTuple_GET_ITEM(raw, A_FLAGS));
+}
+
+static int
+any_sampled(PyObject *raws)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(raws); i++) {
+        if (raw_flags(PyTuple_GET_ITEM(raws, i)) & flag_sampled) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A probe method that appends to `violations` (its result, None, is dropped). */
+static int
+call_check(PyObject *probe, PyObject *name, PyObject *const *args, size_t nargs)
+{
+    PyObject *stack[8];
+    stack[0] = probe;
+    for (size_t i = 0; i < nargs; i++) {
+        stack[i + 1] = args[i];
+    }
+    PyObject *done = PyObject_VectorcallMethod(name, stack, (nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                               NULL);
+    if (done == NULL) {
+        return -1;
+    }
+    Py_DECREF(done);
+    return 0;
+}
+
+/* Like call_check, for the checks that return hints: they are added to `hints`. */
+static int
+call_hints(PyObject *probe, PyObject *name, PyObject *const *args, size_t nargs, PyObject *hints)
+{
+    PyObject *stack[8];
+    stack[0] = probe;
+    for (size_t i = 0; i < nargs; i++) {
+        stack[i + 1] = args[i];
+    }
+    PyObject *found = PyObject_VectorcallMethod(name, stack, (nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                                NULL);
+    if (found == NULL) {
+        return -1;
+    }
+    int failed = 0;
+    if (PyTuple_Check(found) || PyList_Check(found)) {
+        PyObject *seq = PySequence_Fast(found, "hints");
+        for (Py_ssize_t i = 0; seq != NULL && i < PySequence_Fast_GET_SIZE(seq); i++) {
+            if (PyList_Append(hints, PySequence_Fast_GET_ITEM(seq, i)) < 0) {
+                failed = -1;
+                break;
+            }
+        }
+        if (seq == NULL) {
+            failed = -1;
+        }
+        Py_XDECREF(seq);
+    }
+    else if (found != Py_None && PyList_Append(hints, found) < 0) {
+        failed = -1;
+    }
+    Py_DECREF(found);
+    return failed;
+}
+
+/* Reference counts of an input array and of its base (retained-reference check). */
+static void
+count_refs(PyObject *value, Py_ssize_t *counts)
+{
+    if (Py_TYPE(value) == ndarray_type) {
+        PyObject *base = PyArray_BASE((PyArrayObject *)value);
+        counts[0] = Py_REFCNT(value);
+        counts[1] = base != NULL ? Py_REFCNT(base) : 0;
+    }
+    else {
+        counts[0] = counts[1] = 0;
+    }
+}
+
+static PyObject *
+counts_list(Py_ssize_t *counts, Py_ssize_t n)
+{
+    PyObject *list = PyList_New(n);
+    for (Py_ssize_t i = 0; list != NULL && i < n; i++) {
+        PyObject *count = PyLong_FromSsize_t(counts[i]);
+        if (count == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, i, count);
+    }
+    return list;
+}
+
+/* Returned arrays held elsewhere (probe._output_refcounts), without a Python call for the common
+ * result: one fresh array that owns its memory, whose only reference is the one we hold. */
+static PyObject *
+held_outputs(PyObject *result)
+{
+    if (Py_TYPE(result) == ndarray_type && PyArray_BASE((PyArrayObject *)result) == NULL) {
+        Py_ssize_t extra = Py_REFCNT(result) - 1;
+        if (extra > 0 && (PyArray_FLAGS((PyArrayObject *)result) & NPY_ARRAY_WRITEABLE)) {
+            return Py_BuildValue("[(iOn)]", 0, result, extra);
+        }
+        Py_RETURN_NONE;  /* nothing held (an empty list, without allocating one) */
+    }
+    return PyObject_CallOneArg(output_refcounts, result);
+}
+
+/* Recorder.store for each exact sink; its common case (Recorder._hot) without a Python frame:
+ * append, and trim when the buffer ran EVICTION_BATCH over capacity. */
+static int
+store(PyObject *sinks, PyObject *row, int has_violations)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(sinks); i++) {
+        PyObject *sink = PyTuple_GET_ITEM(sinks, i);
+        PyObject *hot = has_violations ? NULL : PyObject_GetAttr(sink, s_hot);
+        if (hot == NULL && PyErr_Occurred()) {
+            return -1;
+        }
+        PyObject *done;
+        if (hot == NULL || hot == Py_None || !PyTuple_Check(hot) || PyTuple_GET_SIZE(hot) != 3) {
+            done = PyObject_CallMethodOneArg(sink, s_store, row);
+        }
+        else {
+            done = PyObject_CallOneArg(PyTuple_GET_ITEM(hot, 0), row);
+            if (done != NULL) {
+                Py_ssize_t length = PyObject_Size(PyTuple_GET_ITEM(hot, 1));
+                Py_ssize_t trim_above = PyLong_AsSsize_t(PyTuple_GET_ITEM(hot, 2));
+                if (length > trim_above) {
+                    Py_DECREF(done);
+                    done = PyObject_CallMethodNoArgs(sink, s_trim);
+                }
+                else if (length < 0 || (trim_above == -1 && PyErr_Occurred())) {
+                    Py_CLEAR(done);
+                }
+            }
+        }
+        Py_XDECREF(hot);
+        if (done == NULL) {
+            return -1;
+        }
+        Py_DECREF(done);
+    }
+    return 0;
+}
+
+static PyObject *
+thread_name(void)
+{
+    PyObject *name = PyObject_GetAttr(this_thread, s_name);
+    if (name == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        name = PyObject_CallNoArgs(thread_name_fn);
+    }
+    return name;
+}
+
+/* time.perf_counter_ns(): CLOCK_MONOTONIC on Linux (what CPython reads there), else CPython's. */
+static long long
+perf_ns(void)
+{
+#ifdef __linux__
+    struct timespec clock;
+    if (clock_gettime(CLOCK_MONOTONIC, &clock) == 0) {
+        return (long long)clock.tv_sec * 1000000000LL + clock.tv_nsec;
+    }
+#endif
+    PyObject *now = PyObject_CallNoArgs(perf_counter_ns);
+    if (now == NULL) {
+        return -1;
+    }
+    long long ns = PyLong_AsLongLong(now);
+    Py_DECREF(now);
+    return ns;
+}
+
+/* The call failed: record it through the Python path, then re-raise the user's exception as is. */
+static PyObject *
+call_failed(PyObject *probe, PyObject *plan, PyObject *args, PyObject *raw_inputs, long long start,
+            long long duration, long turn, int generator)
+{
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    if (generator && type == PyExc_StopIteration) {
+        PyErr_Restore(type, value, traceback);  /* the end of the dataset, not a failed call */
+        return NULL;
+    }
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL && value != NULL) {
+        PyException_SetTraceback(value, traceback);
+    }
+    PyObject *exc = value != NULL ? value : Py_None;
+    PyObject *start_ns = PyLong_FromLongLong(start), *duration_ns = PyLong_FromLongLong(duration);
+    PyObject *turn_now = PyLong_FromLong(turn);
+    PyObject *recorded = NULL;
+    if (start_ns != NULL && duration_ns != NULL && turn_now != NULL) {
+        recorded = PyObject_CallMethodObjArgs(probe, s_record_failure, plan, args, raw_inputs, start_ns,
+                                              duration_ns, exc, turn_now, NULL);
+    }
+    if (recorded == NULL) {
+        PyErr_Clear();  /* recording never replaces the user's exception */
+    }
+    Py_XDECREF(recorded);
+    Py_XDECREF(start_ns);
+    Py_XDECREF(duration_ns);
+    Py_XDECREF(turn_now);
+    PyErr_Restore(type, value, traceback);
+    return NULL;
+}
+
+static PyObject *
+reference(PyObject *const *argv, Py_ssize_t argc)
+{
+    return PyObject_Vectorcall(reference_call, argv, (size_t)argc, NULL);
+}
+
+static int
+fast_flag(PyObject *fast, int field)
+{
+    return PyObject_IsTrue(PyTuple_GET_ITEM(fast, field));
+}
+
+/* call(probe, func, args, plan, eager_inputs=()) -- what CallProbe.call does, for the common calls. */
+static PyObject *
+core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
+{
+    (void)module;
+    if (argc < 4 || argc > 5) {
+        PyErr_SetString(PyExc_TypeError, "call(probe, func, args, plan, eager_inputs=())");
+        return NULL;
+    }
+    if (!initialized) {
+        PyErr_SetString(PyExc_RuntimeError, "tfnp_inspect._probe_core.init() was not called");
+        return NULL;
+    }
+    PyObject *probe = argv[0], *func = argv[1], *args = argv[2], *plan = argv[3];
+    PyObject *eager_inputs = argc == 5 ? argv[4] : NULL;
+
+    /* -- the reference path for what this core does not do ------------------------------------ */
+    PyObject *fast = PyObject_GetAttr(probe, s_fast);
+    if (fast == NULL) {
+        return NULL;
+    }
+    int delegate = fast == Py_None || !PyTuple_Check(fast) || PyTuple_GET_SIZE(fast) != F_COUNT
+                   || PyTuple_GET_ITEM(fast, F_PLAN) != plan;
+    if (!delegate) {
+        PyObject *version = PyObject_GetAttr(switches, s_version);
+        if (version == NULL) {
+            Py_DECREF(fast);
+            return NULL;
+        }
+        delegate = PyObject_RichCompareBool(version, PyTuple_GET_ITEM(fast, F_SWITCHES_VERSION), Py_NE);
+        Py_DECREF(version);
+        if (delegate < 0) {
+            Py_DECREF(fast);
+            return NULL;
+        }
+    }
+    if (delegate) {
+        Py_DECREF(fast);
+        return reference(argv, argc);
+    }
+
+    PyObject *result = NULL, *items = NULL, *raw_inputs = NULL, *raw_outputs = NULL, *violations = NULL,
+             *hints = NULL, *seq = NULL, *row = NULL, *out_items = NULL;
+    PyObject *stack_roots[MAX_STACK_ARGS];
+    Py_ssize_t stack_counts[4 * MAX_STACK_ARGS];
+    PyObject **roots = stack_roots;
+    Py_ssize_t *counts = stack_counts;
+    int ok = 0;
+
+    long capture = PyLong_AsLong(PyTuple_GET_ITEM(fast, F_CAPTURE));
+    int retained = fast_flag(fast, F_RETAINED);
+    int graph = fast_flag(fast, F_GRAPH);
+    int hash_outputs = fast_flag(fast, F_HASH_OUTPUTS);
+
+    /* byte_checks='sampled': large arrays are hashed whole on the first calls and one in
+     * full_check_every, sampled on the others (turn -1: every byte) */
+    PyObject *calls_now = PyObject_GetAttr(probe, s_calls);
+    if (calls_now == NULL) {
+        goto done;
+    }
+    long calls = PyLong_AsLong(calls_now);
+    Py_DECREF(calls_now);
+    PyObject *calls_next = PyLong_FromLong(calls + 1);
+    if (calls_next == NULL || PyObject_SetAttr(probe, s_calls, calls_next) < 0) {
+        Py_XDECREF(calls_next);
+        goto done;
+    }
+    Py_DECREF(calls_next);
+    long turn = (fast_flag(fast, F_EVERY_BYTE) || calls < full_check_calls || calls % full_check_every == 0)
+                    ? -1 : calls;
+
+    /* -- before the call: describe the inputs as TF passed them -------------------------------- */
+    items = PySequence_Fast(args, "numpy_function arguments must be a sequence");
+    if (items == NULL) {
+        goto done;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
+    PyObject **values = PySequence_Fast_ITEMS(items);
+    if (n > MAX_STACK_ARGS) {
+        roots = PyMem_Malloc(n * sizeof(PyObject *));
+        counts = PyMem_Malloc(4 * n * sizeof(Py_ssize_t));
+        if (roots == NULL || counts == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    raw_inputs = PyTuple_New(n);
+    if (raw_inputs == NULL) {
+        goto done;
+    }
+    long long bytes_in = 0;
+    int inputs_buffer_hashed = 1;  /* every input array re-hashable here (else: the Python check) */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *value = values[i];
+        roots[i] = Py_TYPE(value) == ndarray_type ? alias_root(value) : NULL;
+        if (retained) {
+            count_refs(value, counts + 2 * i);
+        }
+        PyObject *raw = describe(value, capture, Py_None, 0, turn, 1);
+        if (raw == NULL) {
+            goto done;
+        }
+        PyTuple_SET_ITEM(raw_inputs, i, raw);
+        bytes_in += PyLong_AsLongLong(PyTuple_GET_ITEM(raw, A_NBYTES));
+        if (roots[i] != NULL && !(raw_flags(raw) & flag_buffer_hash)) {
+            inputs_buffer_hashed = 0;
+        }
+    }
+
+    /* -- the call itself ------------------------------------------------------------------------ */
+    long long start = perf_ns();
+    if (start < 0) {
+        goto done;
+    }
+    result = PyObject_Vectorcall(func, values, (size_t)n, NULL);
+    long long duration = perf_ns() - start;
+    if (result == NULL) {
+        call_failed(probe, plan, args, raw_inputs, start, duration, turn, fast_flag(fast, F_GENERATOR));
+        goto done;
+    }
+    seq = PyIter_Next(seq_counter);
+    if (seq == NULL) {
+        goto done;
+    }
+
+    /* -- retained references: counted before anything else takes a reference ------------------ */
+    if (retained) {
+        int changed = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            count_refs(values[i], counts + 2 * n + 2 * i);
+            changed |= counts[2 * n + 2 * i] != counts[2 * i] || counts[2 * n + 2 * i + 1] != counts[2 * i + 1];
+        }
+        PyObject *held = held_outputs(result);
+        if (held == NULL) {
+            goto done;
+        }
+        if (changed) {
+            PyObject *expected = counts_list(counts, 2 * n), *after = counts_list(counts + 2 * n, 2 * n);
+            int failed = expected == NULL || after == NULL;
+            if (!failed) {
+                failed = (violations = list_ready(violations)) == NULL;
+            }
+            if (!failed) {
+                PyObject *check[] = {args, expected, after, result, seq, violations};
+                failed = call_check(probe, s_check_retained_inputs, check, 6) < 0;
+            }
+            Py_XDECREF(expected);
+            Py_XDECREF(after);
+            if (failed) {
+                Py_DECREF(held);
+                goto done;
+            }
+        }
+        PyObject *kept = PyObject_GetAttr(probe, s_kept_outputs);
+        int remembered = kept == NULL ? -1 : PyObject_IsTrue(kept);
+        Py_XDECREF(kept);
+        if (remembered < 0) {
+            Py_DECREF(held);
+            goto done;
+        }
+        if (remembered || (held != Py_None && PyList_GET_SIZE(held))) {
+            if (held == Py_None) {
+                Py_SETREF(held, PyList_New(0));
+            }
+            PyObject *root_list = PyList_New(n);
+            int failed = root_list == NULL || held == NULL;
+            for (Py_ssize_t i = 0; !failed && i < n; i++) {
+                PyObject *root = roots[i] != NULL ? roots[i] : Py_None;
+                Py_INCREF(root);
+                PyList_SET_ITEM(root_list, i, root);
+            }
+            if (!failed) {
+                failed = (violations = list_ready(violations)) == NULL;
+            }
+            if (!failed) {
+                PyObject *check[] = {held, root_list, args, seq, violations};
+                failed = call_check(probe, s_check_kept_outputs, check, 5) < 0;
+            }
+            Py_XDECREF(root_list);
+            if (failed) {
+                Py_XDECREF(held);
+                goto done;
+            }
+        }
+        Py_DECREF(held);
+    }
+
+    /* -- mutated inputs: hash again the way they were hashed before the call ------------------- */
+    if (fast_flag(fast, F_MUTATION)) {
+        int mutated = !inputs_buffer_hashed;
+        for (Py_ssize_t i = 0; !mutated && i < n; i++) {
+            if (roots[i] == NULL) {
+                continue;
+            }
+            PyObject *now = PyObject_CallOneArg(xxh3, values[i]);
+            if (now == NULL) {
+                goto done;
+            }
+            int same = PyObject_RichCompareBool(now, PyTuple_GET_ITEM(PyTuple_GET_ITEM(raw_inputs, i), A_FINGERPRINT),
+                                                Py_EQ);
+            Py_DECREF(now);
+            if (same < 0) {
+                goto done;
+            }
+            mutated = !same && (PyArray_FLAGS((PyArrayObject *)values[i]) & NPY_ARRAY_WRITEABLE);
+        }
+        if (mutated) {  /* the reference check words the violations (and handles sampled arrays) */
+            PyObject *turn_now = PyLong_FromLong(turn);
+            violations = list_ready(violations);
+            PyObject *check[] = {args, raw_inputs, seq, violations, turn_now};
+            int failed = turn_now == NULL || violations == NULL || call_check(probe, s_find_mutations, check, 5) < 0;
+            Py_XDECREF(turn_now);
+            if (failed) {
+                goto done;
+            }
+        }
+    }
+
+    /* -- outputs -------------------------------------------------------------------------------- */
+    PyObject **outputs = &result;
+    Py_ssize_t m = result == Py_None ? 0 : 1;
+    if (PyTuple_CheckExact(result) || PyList_CheckExact(result)) {
+        out_items = PySequence_Fast(result, "result");
+        if (out_items == NULL) {
+            goto done;
+        }
+        outputs = PySequence_Fast_ITEMS(out_items);
+        m = PySequence_Fast_GET_SIZE(out_items);
+    }
+    raw_outputs = PyTuple_New(m);
+    if (raw_outputs == NULL) {
+        goto done;
+    }
+    long long bytes_out = 0;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        PyObject *value = outputs[j];
+        PyObject *alias = NULL;
+        if (Py_TYPE(value) == ndarray_type) {
+            PyObject *root = alias_root(value);
+            for (Py_ssize_t i = 0; i < n; i++) {
+                if (roots[i] == root) {
+                    alias = PyLong_FromSsize_t(i);
+                    if (alias == NULL) {
+                        goto done;
+                    }
+                    break;
+                }
+            }
+        }
+        PyObject *raw = describe(value, capture, alias != NULL ? alias : Py_None, graph, turn, hash_outputs);
+        Py_XDECREF(alias);
+        if (raw == NULL) {
+            goto done;
+        }
+        PyTuple_SET_ITEM(raw_outputs, j, raw);
+        bytes_out += PyLong_AsLongLong(PyTuple_GET_ITEM(raw, A_NBYTES));
+    }
+
+    if (fast_flag(fast, F_TOUT_CHECK)
+        && (Py_TYPE(result) != ndarray_type
+            || (PyObject *)PyArray_DESCR((PyArrayObject *)result) != PyTuple_GET_ITEM(fast, F_TOUT_SINGLE))) {
+        PyObject *eager = eager_inputs != NULL ? eager_inputs : PyTuple_New(0);
+        violations = list_ready(violations);
+        hints = list_ready(hints);
+        int failed = eager == NULL || violations == NULL || hints == NULL;
+        if (!failed) {
+            PyObject *check[] = {result, seq, violations, eager};
+            failed = call_hints(probe, s_check_tout, check, 4, hints) < 0;
+        }
+        if (eager_inputs == NULL) {
+            Py_XDECREF(eager);
+        }
+        if (failed) {
+            goto done;
+        }
+    }
+    if (fast_flag(fast, F_SHAPE_CHECK)) {
+        PyObject *declared = PyTuple_GET_ITEM(fast, F_STATIC_SHAPES);
+        Py_ssize_t known = PyTuple_Check(declared) ? PyTuple_GET_SIZE(declared) : 0;
+        for (Py_ssize_t j = 0; j < m && j < known; j++) {
+            PyObject *shape = PyTuple_GET_ITEM(declared, j);
+            if (shape == Py_None) {
+                continue;
+            }
+            int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(PyTuple_GET_ITEM(raw_outputs, j), A_SHAPE), shape,
+                                                Py_EQ);
+            if (same < 0) {
+                goto done;
+            }
+            if (!same) {  /* the reference check decides (partly known shapes) and words it */
+                if ((violations = list_ready(violations)) == NULL) {
+                    goto done;
+                }
+                PyObject *check[] = {raw_outputs, seq, violations};
+                if (call_check(probe, s_check_shapes, check, 3) < 0) {
+                    goto done;
+                }
+                break;
+            }
+        }
+    }
+    if (fast_flag(fast, F_NONDETERMINISM) && (turn < 0 || !(any_sampled(raw_inputs) || any_sampled(raw_outputs)))) {
+        if ((violations = list_ready(violations)) == NULL) {
+            goto done;
+        }
+        PyObject *check[] = {raw_inputs, raw_outputs, seq, violations};
+        if (call_check(probe, s_check_determinism, check, 4) < 0) {
+            goto done;
+        }
+    }
+    if (graph) {
+        for (Py_ssize_t j = 0; j < m; j++) {
+            PyObject *raw = PyTuple_GET_ITEM(raw_outputs, j);
+            if (PyTuple_GET_ITEM(raw, A_WILL_BE_COPIED) == Py_True && !(raw_flags(raw) & flag_c_contiguous)) {
+                if ((hints = list_ready(hints)) == NULL) {
+                    goto done;
+                }
+                PyObject *check[] = {seq, raw_outputs};
+                if (call_hints(probe, s_copied_hint, check, 2, hints) < 0) {
+                    goto done;
+                }
+                break;
+            }
+        }
+    }
+
+    /* -- the row -------------------------------------------------------------------------------- */
+    untrack_if_atomic(raw_inputs);
+    untrack_if_atomic(raw_outputs);
+    row = PyTuple_New(R_COUNT);
+    if (row == NULL) {
+        goto done;
+    }
+    Py_INCREF(seq);
+    PyTuple_SET_ITEM(row, R_SEQ, seq);
+    PyTuple_SET_ITEM(row, R_SITE, PyObject_GetAttr(probe, s_site_row));
+    PyTuple_SET_ITEM(row, R_THREAD_ID, PyLong_FromUnsignedLong(PyThread_get_thread_ident()));
+    PyTuple_SET_ITEM(row, R_THREAD_NAME, thread_name());
+    PyTuple_SET_ITEM(row, R_START, PyLong_FromLongLong(start + wall_offset_ns));
+    PyTuple_SET_ITEM(row, R_DURATION, PyLong_FromLongLong(duration));
+    Py_INCREF(raw_inputs);
+    PyTuple_SET_ITEM(row, R_INPUTS, raw_inputs);
+    Py_INCREF(raw_outputs);
+    PyTuple_SET_ITEM(row, R_OUTPUTS, raw_outputs);
+    Py_INCREF(Py_None);
+    PyTuple_SET_ITEM(row, R_ERROR, Py_None);
+    int violated = violations != NULL && PyList_GET_SIZE(violations) > 0;
+    PyTuple_SET_ITEM(row, R_VIOLATIONS, violated ? PyObject_CallOneArg(rows_of, violations) : PyTuple_New(0));
+    PyTuple_SET_ITEM(row, R_HINTS, hints != NULL && PyList_GET_SIZE(hints) ? PyObject_CallOneArg(rows_of, hints)
+                                                                           : PyTuple_New(0));
+    PyObject *process = PyDict_GetItemWithError(records_dict, s_process);
+    Py_XINCREF(process);
+    PyTuple_SET_ITEM(row, R_PROCESS, process);
+    PyTuple_SET_ITEM(row, R_BYTES_IN, PyLong_FromLongLong(bytes_in));
+    PyTuple_SET_ITEM(row, R_BYTES_OUT, PyLong_FromLongLong(bytes_out));
+    for (int k = 0; k < R_COUNT; k++) {
+        if (PyTuple_GET_ITEM(row, k) == NULL) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_RuntimeError, "tfnp_inspect: records._process is missing");
+            }
+            goto done;
+        }
+    }
+    untrack_if_atomic(row);
+    if (store(PyTuple_GET_ITEM(fast, F_EXACT_SINKS), row, violated) < 0) {
+        goto done;
+    }
+    if (PyTuple_GET_SIZE(PyTuple_GET_ITEM(fast, F_FITTED_SINKS)) || violated) {
+        PyObject *delivered = PyObject_CallFunctionObjArgs(deliver_rest, plan, row, NULL);
+        if (delivered == NULL) {  /* strict mode: ViolationError */
+            goto done;
+        }
+        Py_DECREF(delivered);
+    }
+    ok = 1;
+
+done:
+    if (roots != stack_roots) {
+        PyMem_Free(roots);
+    }
+    if (counts != stack_counts) {
+        PyMem_Free(counts);
+    }
+    Py_DECREF(fast);
+    Py_XDECREF(items);
+    Py_XDECREF(out_items);
+    Py_XDECREF(raw_inputs);
+    Py_XDECREF(raw_outputs);
+    Py_XDECREF(violations);
+    Py_XDECREF(hints);
+    Py_XDECREF(seq);
+    Py_XDECREF(row);
+    if (!ok) {
+        Py_XDECREF(result);
+        return NULL;
+    }
+    return result;
+}
+
+static int
+take(PyObject *kwargs, const char *name, PyObject **slot)
+{
+    PyObject *value = PyDict_GetItemString(kwargs, name);
+    if (value == NULL) {
+        PyErr_Format(PyExc_TypeError, "init() needs %s", name);
+        return -1;
+    }
+    Py_INCREF(value);
+    Py_XSETREF(*slot, value);
+    return 0;
+}
+
+static int
+take_number(PyObject *kwargs, const char *name, long long *out)
+{
+    PyObject *value = NULL;
+    if (take(kwargs, name, &value) < 0) {
+        return -1;
+    }
+    *out = PyLong_AsLongLong(value);
+    Py_DECREF(value);
+    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+/* init(**objects): what probe.py hands over once, at import. */
+static PyObject *
+core_init(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    (void)module;
+    if (PyTuple_GET_SIZE(args) != 0 || kwargs == NULL) {
+        PyErr_SetString(PyExc_TypeError, "init() takes keyword arguments only");
+        return NULL;
+    }
+    PyObject *ndarray = NULL;
+    long long numbers[13];
+    if (take(kwargs, "ndarray", &ndarray) < 0 || take(kwargs, "xxh3", &xxh3) < 0
+        || take(kwargs, "describe", &py_describe) < 0 || take(kwargs, "perf_counter_ns", &perf_counter_ns) < 0
+        || take(kwargs, "seq", &seq_counter) < 0 || take(kwargs, "this_thread", &this_thread) < 0
+        || take(kwargs, "thread_name", &thread_name_fn) < 0 || take(kwargs, "switches", &switches) < 0
+        || take(kwargs, "records", &records_dict) < 0 || take(kwargs, "output_refcounts", &output_refcounts) < 0
+        || take(kwargs, "rows_of", &rows_of) < 0 || take(kwargs, "deliver_rest", &deliver_rest) < 0
+        || take(kwargs, "reference_call", &reference_call) < 0
+        || take_number(kwargs, "wall_offset_ns", &numbers[0]) < 0
+        || take_number(kwargs, "sampled_min_bytes", &numbers[1]) < 0
+        || take_number(kwargs, "full_check_calls", &numbers[2]) < 0
+        || take_number(kwargs, "full_check_every", &numbers[3]) < 0
+        || take_number(kwargs, "copy_hint_min_bytes", &numbers[4]) < 0
+        || take_number(kwargs, "sample_elements", &numbers[5]) < 0
+        || take_number(kwargs, "flag_c_contiguous", &numbers[6]) < 0
+        || take_number(kwargs, "flag_writeable", &numbers[7]) < 0
+        || take_number(kwargs, "flag_shares_tensor", &numbers[8]) < 0
+        || take_number(kwargs, "flag_stats_exact", &numbers[9]) < 0
+        || take_number(kwargs, "flag_buffer_hash", &numbers[10]) < 0
+        || take_number(kwargs, "flag_sampled", &numbers[11]) < 0
+        || take_number(kwargs, "unhashed_from_bytes", &numbers[12]) < 0) {
+        Py_XDECREF(ndarray);
+        return NULL;
+    }
+    if ((PyTypeObject *)ndarray != &PyArray_Type || !PyDict_Check(records_dict) || numbers[3] <= 0
+        || numbers[5] <= 0) {
+        Py_DECREF(ndarray);
+        PyErr_SetString(PyExc_ValueError, "init(): not the numpy this core was built for, or bad constants");
+        return NULL;
+    }
+    ndarray_type = (PyTypeObject *)ndarray;  /* kept: a static type, alive as long as numpy */
+    wall_offset_ns = numbers[0];
+    sampled_min_bytes = (Py_ssize_t)numbers[1];
+    full_check_calls = (long)numbers[2];
+    full_check_every = (long)numbers[3];
+    copy_hint_min_bytes = (Py_ssize_t)numbers[4];
+    sample_elements = (Py_ssize_t)numbers[5];
+    flag_c_contiguous = (long)numbers[6];
+    flag_writeable = (long)numbers[7];
+    flag_shares_tensor = (long)numbers[8];
+    flag_stats_exact = (long)numbers[9];
+    flag_buffer_hash = (long)numbers[10];
+    flag_sampled = (long)numbers[11];
+    unhashed_from_bytes = (Py_ssize_t)numbers[12];
+    initialized = 1;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef core_methods[] = {
+    {"call", (PyCFunction)(void (*)(void))core_call, METH_FASTCALL,
+     "call(probe, func, args, plan, eager_inputs=()): CallProbe.call for the common calls."},
+    {"init", (PyCFunction)(void (*)(void))core_init, METH_VARARGS | METH_KEYWORDS,
+     "init(**objects): the Python objects and constants the core uses (from probe.py)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT, "_probe_core",
+    "The compiled per-call core of tfnp_inspect (a C twin of probe.CallProbe.call).", -1, core_methods,
+};
+
+static PyObject *
+names(const char **fields)
+{
+    Py_ssize_t n = 0;
+    while (fields[n] != NULL) {
+        n++;
+    }
+    PyObject *tuple = PyTuple_New(n);
+    for (Py_ssize_t i = 0; tuple != NULL && i < n; i++) {
+        PyObject *name = PyUnicode_FromString(fields[i]);
+        if (name == NULL) {
+            Py_CLEAR(tuple);
+            break;
+        }
+        PyTuple_SET_ITEM(tuple, i, name);
+    }
+    return tuple;
+}
+
+static int
+add_names(PyObject *module, const char *name, const char **fields)
+{
+    PyObject *tuple = names(fields);
+    if (tuple == NULL) {
+        return -1;
+    }
+    int added = PyModule_AddObjectRef(module, name, tuple);
+    Py_DECREF(tuple);
+    return added;
+}
+
+PyMODINIT_FUNC
+PyInit__probe_core(void)
+{
+    import_array();
+    struct { PyObject **slot; const char *text; } strings[] = {
+        {&s_fast, "_fast"}, {&s_calls, "_calls"}, {&s_site_row, "site_row"},
+        {&s_kept_outputs, "_kept_outputs"}, {&s_version, "version"}, {&s_name, "name"}, {&s_process, "_process"},
+        {&s_store, "store"}, {&s_hot, "_hot"}, {&s_trim, "_trim"}, {&s_record_failure, "_record_failure"},
+        {&s_check_retained_inputs, "_check_retained_inputs"}, {&s_check_kept_outputs, "_check_kept_outputs"},
+        {&s_find_mutations, "_find_mutations"}, {&s_check_tout, "_check_tout"}, {&s_check_shapes, "_check_shapes"},
+        {&s_check_determinism, "_check_determinism"}, {&s_copied_hint, "_copied_hint"},
+    };
+    for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
+        *strings[i].slot = PyUnicode_InternFromString(strings[i].text);
+        if (*strings[i].slot == NULL) {
+            return NULL;
+        }
+    }
+    PyObject *module = PyModule_Create(&core_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    if (add_names(module, "FAST_FIELDS", FAST_FIELDS) < 0 || add_names(module, "ROW_FIELDS", ROW_FIELDS) < 0
+        || add_names(module, "ARRAY_FIELDS", ARRAY_FIELDS) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
