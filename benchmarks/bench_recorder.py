@@ -14,9 +14,9 @@ from __future__ import annotations
 import threading
 import time
 
-from bench_common import DEFAULT_OPTIONS, Row, duration
-
 from tfnp_inspect.model.records import C_START_NS
+
+from bench_common import DEFAULT_OPTIONS, Row, duration
 from bench_overhead import scale
 
 SECTION = "recorder append"

@@ -41,6 +41,7 @@ def bucket_of(value_ns: int) -> int:
 
 #: From this many values on, :meth:`DurationHistogram.add_many` buckets them with numpy.
 _NUMPY_BATCH = 32
+_INT64_MAX = (1 << 63) - 1
 
 
 def _buckets(values: np.ndarray[Any, np.dtype[np.int64]]) -> np.ndarray[Any, np.dtype[np.int64]]:
@@ -80,7 +81,7 @@ class DurationHistogram:
     def add_many(self, values_ns: Sequence[int]) -> None:
         """Add a batch (what :meth:`add` does for each value, in numpy for large batches)."""
         counts = self.counts
-        if len(values_ns) < _NUMPY_BATCH:
+        if len(values_ns) < _NUMPY_BATCH or max(values_ns) > _INT64_MAX or min(values_ns) < 0:
             for value in values_ns:
                 b = bucket_of(value)
                 counts[b] = counts.get(b, 0) + 1
