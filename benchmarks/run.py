@@ -127,6 +127,8 @@ def environment(quick: bool) -> dict[str, str]:
     import numpy
     import tensorflow
 
+    from tfnp_inspect.recording.probe import CORE
+
     return {
         "command": "python benchmarks/run.py" + (" --quick" if quick else ""),
         "date": time.strftime("%Y-%m-%d %H:%M"),
@@ -134,6 +136,7 @@ def environment(quick: bool) -> dict[str, str]:
         "python": platform.python_version(),
         "tensorflow": tensorflow.__version__,
         "numpy": numpy.__version__,
+        "per-call core": CORE,  # TFNP_INSPECT_CORE=python measures the pure-Python one
     }
 
 

@@ -113,6 +113,7 @@ def test_capture_levels(capture: str) -> None:
 
 def test_every_byte_and_large_sampled_arrays() -> None:
     _same(scale, lambda: _views(120, size=100_000))
+    _same(scale, lambda: _views(120, size=16_384 + 3))  # just over the sampling threshold
     _same(scale, lambda: _views(120, size=100_000), byte_checks="every-call")
 
 
@@ -127,7 +128,8 @@ def test_mutated_inputs() -> None:
 
 
 def test_mutated_large_inputs_sampled() -> None:
-    _same(mutate, lambda: _views(120, size=100_000))
+    rows = _same(mutate, lambda: _views(120, size=100_000))
+    assert all("mutated-input" in row[VIOLATIONS] for row in rows)  # a write at the first byte: every call
 
 
 KEPT: list[np.ndarray] = []

@@ -50,7 +50,8 @@ static PyObject *xxh3, *py_describe, *perf_counter_ns, *seq_counter, *this_threa
     *switches, *records_dict, *output_refcounts, *rows_of, *deliver_rest, *reference_call;
 static PyTypeObject *ndarray_type, *tensor_wrapper_type;
 static long long wall_offset_ns;
-static Py_ssize_t sampled_min_bytes, copy_hint_min_bytes, sample_elements, unhashed_from_bytes;
+static Py_ssize_t sampled_min_bytes, copy_hint_min_bytes, sample_elements, unhashed_from_bytes, sample_blocks,
+    sample_block_bytes, sample_window_bytes;
 static long full_check_calls, full_check_every;
 static long flag_c_contiguous, flag_writeable, flag_shares_tensor, flag_stats_exact, flag_buffer_hash,
     flag_sampled;
@@ -144,6 +145,31 @@ stats_sample(PyArrayObject *array, Py_ssize_t size, long *bits)
     return sample;
 }
 
+/* fingerprints.sampled_fingerprint: xxh3 of 16 blocks spread over a C-contiguous array's bytes,
+ * then a window that moves with `turn` (the same bytes in the same order, so the same hash). */
+static PyObject *
+sampled_fingerprint(PyArrayObject *array, long turn)
+{
+    const char *data = PyArray_BYTES(array);
+    Py_ssize_t size = PyArray_NBYTES(array);
+    Py_ssize_t step = (size - sample_block_bytes) / (sample_blocks - 1);
+    Py_ssize_t windows = (size + sample_window_bytes - 1) / sample_window_bytes;
+    Py_ssize_t start = (turn % windows) * sample_window_bytes;
+    Py_ssize_t window = size - start < sample_window_bytes ? size - start : sample_window_bytes;
+    PyObject *sample = PyBytes_FromStringAndSize(NULL, sample_blocks * sample_block_bytes + window);
+    if (sample == NULL) {
+        return NULL;
+    }
+    char *out = PyBytes_AS_STRING(sample);
+    for (Py_ssize_t i = 0; i < sample_blocks; i++) {
+        memcpy(out + i * sample_block_bytes, data + i * step, (size_t)sample_block_bytes);
+    }
+    memcpy(out + sample_blocks * sample_block_bytes, data + start, (size_t)window);
+    PyObject *fingerprint = PyObject_CallOneArg(xxh3, sample);
+    Py_DECREF(sample);
+    return fingerprint;
+}
+
 /* arrays.describe for a plain C-contiguous ndarray; any other value goes to the Python one. */
 static PyObject *
 describe(PyObject *value, long capture, PyObject *alias, int copy_check, long turn, int hash_large)
@@ -151,8 +177,7 @@ describe(PyObject *value, long capture, PyObject *alias, int copy_check, long tu
     PyArrayObject *array = (PyArrayObject *)value;
     int hashed = Py_TYPE(value) != ndarray_type || hash_large || PyArray_NBYTES(array) < unhashed_from_bytes;
     if (Py_TYPE(value) != ndarray_type || !(PyArray_FLAGS(array) & NPY_ARRAY_C_CONTIGUOUS)
-        || !is_plain_kind(PyArray_DESCR(array)->kind)
-        || (hashed && turn >= 0 && PyArray_NBYTES(array) >= sampled_min_bytes)) {
+        || !is_plain_kind(PyArray_DESCR(array)->kind)) {
         return PyObject_CallFunction(py_describe, "OlOOOlO", value, capture, alias,
                                      copy_check ? Py_True : Py_False, Py_None, turn,
                                      hash_large ? Py_True : Py_False);
@@ -172,11 +197,12 @@ describe(PyObject *value, long capture, PyObject *alias, int copy_check, long tu
     Py_INCREF(Py_None);
     if (hashed) {
         Py_DECREF(fingerprint);
-        fingerprint = PyObject_CallOneArg(xxh3, value);
+        int sampled = turn >= 0 && nbytes >= sampled_min_bytes;
+        fingerprint = sampled ? sampled_fingerprint(array, turn) : PyObject_CallOneArg(xxh3, value);
         if (fingerprint == NULL) {
             goto fail;
         }
-        bits |= flag_buffer_hash;
+        bits |= sampled ? flag_sampled : flag_buffer_hash;
     }
     PyTuple_SET_ITEM(row, A_FINGERPRINT, fingerprint);
     PyObject *sample = Py_None;
@@ -553,7 +579,7 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
         goto done;
     }
     long long bytes_in = 0;
-    int inputs_buffer_hashed = 1;  /* every input array re-hashable here (else: the Python check) */
+    int inputs_rehashable = 1;  /* every input array re-hashable here (else: the Python check) */
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *value = values[i];
         roots[i] = Py_TYPE(value) == ndarray_type ? alias_root(value) : NULL;
@@ -566,8 +592,8 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
         }
         PyTuple_SET_ITEM(raw_inputs, i, raw);
         bytes_in += PyLong_AsLongLong(PyTuple_GET_ITEM(raw, A_NBYTES));
-        if (roots[i] != NULL && !(raw_flags(raw) & flag_buffer_hash)) {
-            inputs_buffer_hashed = 0;
+        if (roots[i] != NULL && !(raw_flags(raw) & (flag_buffer_hash | flag_sampled))) {
+            inputs_rehashable = 0;
         }
     }
 
@@ -651,12 +677,14 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
 
     /* -- mutated inputs: hash again the way they were hashed before the call ------------------- */
     if (fast_flag(fast, F_MUTATION)) {
-        int mutated = !inputs_buffer_hashed;
+        int mutated = !inputs_rehashable;
         for (Py_ssize_t i = 0; !mutated && i < n; i++) {
             if (roots[i] == NULL) {
                 continue;
             }
-            PyObject *now = PyObject_CallOneArg(xxh3, values[i]);
+            PyObject *now = raw_flags(PyTuple_GET_ITEM(raw_inputs, i)) & flag_sampled
+                                ? sampled_fingerprint((PyArrayObject *)values[i], turn)
+                                : PyObject_CallOneArg(xxh3, values[i]);
             if (now == NULL) {
                 goto done;
             }
@@ -896,7 +924,7 @@ core_init(PyObject *module, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     PyObject *ndarray = NULL;
-    long long numbers[13];
+    long long numbers[16];
     if (take(kwargs, "ndarray", &ndarray) < 0 || take(kwargs, "xxh3", &xxh3) < 0
         || take(kwargs, "describe", &py_describe) < 0 || take(kwargs, "perf_counter_ns", &perf_counter_ns) < 0
         || take(kwargs, "seq", &seq_counter) < 0 || take(kwargs, "this_thread", &this_thread) < 0
@@ -916,12 +944,16 @@ core_init(PyObject *module, PyObject *args, PyObject *kwargs)
         || take_number(kwargs, "flag_stats_exact", &numbers[9]) < 0
         || take_number(kwargs, "flag_buffer_hash", &numbers[10]) < 0
         || take_number(kwargs, "flag_sampled", &numbers[11]) < 0
-        || take_number(kwargs, "unhashed_from_bytes", &numbers[12]) < 0) {
+        || take_number(kwargs, "unhashed_from_bytes", &numbers[12]) < 0
+        || take_number(kwargs, "sample_blocks", &numbers[13]) < 0
+        || take_number(kwargs, "sample_block_bytes", &numbers[14]) < 0
+        || take_number(kwargs, "sample_window_bytes", &numbers[15]) < 0) {
         Py_XDECREF(ndarray);
         return NULL;
     }
+    /* sampling needs arrays of at least one block per sample (the Python twin assumes it too) */
     if ((PyTypeObject *)ndarray != &PyArray_Type || !PyDict_Check(records_dict) || numbers[3] <= 0
-        || numbers[5] <= 0) {
+        || numbers[5] <= 0 || numbers[13] < 2 || numbers[15] <= 0 || numbers[1] < numbers[13] * numbers[14]) {
         Py_DECREF(ndarray);
         PyErr_SetString(PyExc_ValueError, "init(): not the numpy this core was built for, or bad constants");
         return NULL;
@@ -940,6 +972,9 @@ core_init(PyObject *module, PyObject *args, PyObject *kwargs)
     flag_buffer_hash = (long)numbers[10];
     flag_sampled = (long)numbers[11];
     unhashed_from_bytes = (Py_ssize_t)numbers[12];
+    sample_blocks = (Py_ssize_t)numbers[13];
+    sample_block_bytes = (Py_ssize_t)numbers[14];
+    sample_window_bytes = (Py_ssize_t)numbers[15];
     initialized = 1;
     Py_RETURN_NONE;
 }

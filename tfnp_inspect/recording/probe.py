@@ -31,7 +31,15 @@ from ..checks.hidden_state import StateWatch
 from ..checks.switches import switches
 from ..checks.tout import ToutSpec
 from ..model import records
-from ..model.fingerprints import SAMPLED_MIN_BYTES, alias_root, fingerprint, sampled_fingerprint
+from ..model.fingerprints import (
+    SAMPLE_BLOCK_BYTES,
+    SAMPLE_BLOCKS,
+    SAMPLE_WINDOW_BYTES,
+    SAMPLED_MIN_BYTES,
+    alias_root,
+    fingerprint,
+    sampled_fingerprint,
+)
 from ..model.records import (
     A_DTYPE,
     A_FINGERPRINT,
@@ -720,6 +728,7 @@ def _compiled_core() -> Callable[..., Any] | None:
         flag_c_contiguous=FLAG_C_CONTIGUOUS, flag_writeable=records.FLAG_WRITEABLE,
         flag_shares_tensor=FLAG_SHARES_TENSOR, flag_stats_exact=records.FLAG_STATS_EXACT,
         flag_buffer_hash=FLAG_BUFFER_HASH, flag_sampled=FLAG_SAMPLED, unhashed_from_bytes=UNHASHED_FROM_BYTES,
+        sample_blocks=SAMPLE_BLOCKS, sample_block_bytes=SAMPLE_BLOCK_BYTES, sample_window_bytes=SAMPLE_WINDOW_BYTES,
     )
     return _probe_core.call
 
