@@ -10,22 +10,19 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from tfnp_inspect.model.options import Options  # noqa: E402 - after the log level, like TF's users
+
 MIB = 1 << 20
 
 #: What ``install()`` does when given no options, spelled out: ``install(**options)`` keeps
-#: the options of the previous call for any option it is not given.
-DEFAULT_OPTIONS: dict[str, Any] = {
-    "capacity": 10_000,
-    "capture": "summary",
-    "max_capture_bytes": 64 * MIB,
-    "checks": "all",
-    "strict": False,
-}
+#: the options of the previous call for any option it is not given (a mode that sets one must
+#: not leak into the next), so every option is given, from Options' own defaults.
+DEFAULT_OPTIONS: dict[str, Any] = {option.name: getattr(Options(), option.name) for option in fields(Options)}
 
 
 @dataclass

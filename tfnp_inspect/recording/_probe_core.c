@@ -375,7 +375,7 @@ held_outputs(PyObject *result)
 }
 
 /* Recorder.store for each exact sink; its common case (Recorder._hot) without a Python frame:
- * append, and trim when the buffer ran EVICTION_BATCH over capacity. */
+ * append, and trim when the buffer ran EVICTION_BATCH over capacity and no other thread trims. */
 static int
 store(PyObject *sinks, PyObject *row, int has_violations)
 {
@@ -386,7 +386,7 @@ store(PyObject *sinks, PyObject *row, int has_violations)
             return -1;
         }
         PyObject *done;
-        if (hot == NULL || hot == Py_None || !PyTuple_Check(hot) || PyTuple_GET_SIZE(hot) != 3) {
+        if (hot == NULL || hot == Py_None || !PyTuple_Check(hot) || PyTuple_GET_SIZE(hot) != 4) {
             done = PyObject_CallMethodOneArg(sink, s_store, row);
         }
         else {
@@ -395,8 +395,11 @@ store(PyObject *sinks, PyObject *row, int has_violations)
                 Py_ssize_t length = PyObject_Size(PyTuple_GET_ITEM(hot, 1));
                 Py_ssize_t trim_above = PyLong_AsSsize_t(PyTuple_GET_ITEM(hot, 2));
                 if (length > trim_above) {
+                    PyObject *trimming = PyObject_CallNoArgs(PyTuple_GET_ITEM(hot, 3));
+                    int busy = trimming == NULL ? -1 : PyObject_IsTrue(trimming);
+                    Py_XDECREF(trimming);
                     Py_DECREF(done);
-                    done = PyObject_CallMethodNoArgs(sink, s_trim);
+                    done = busy < 0 ? NULL : busy ? Py_NewRef(Py_None) : PyObject_CallMethodNoArgs(sink, s_trim);
                 }
                 else if (length < 0 || (trim_above == -1 && PyErr_Occurred())) {
                     Py_CLEAR(done);

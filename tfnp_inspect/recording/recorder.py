@@ -6,6 +6,7 @@ import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable
+from itertools import islice
 from operator import itemgetter
 from typing import Any
 
@@ -98,8 +99,9 @@ class Recorder:
     def _update_hot(self) -> None:
         """What the compiled core needs to store a row itself (the common case of :meth:`store`:
         no 'full' capture, no listener, no violation): None sends every row through ``store``."""
-        self._hot = None if self._full_capture or self._listeners else (self._buffer.append, self._buffer,
-                                                                        self._trim_above)
+        self._hot = None if self._full_capture or self._listeners else (
+            self._buffer.append, self._buffer, self._trim_above, self._lock.locked,
+        )
 
     # -- configuration -------------------------------------------------------------------
     @property
@@ -145,7 +147,8 @@ class Recorder:
                 buffer.append(self._charge_payload(row))
         else:
             buffer.append(row)
-            if len(buffer) > self._trim_above:
+            # while another thread trims, its eviction will take this row into account
+            if len(buffer) > self._trim_above and not self._lock.locked():
                 self._trim()
         violations = row[C_VIOLATIONS]
         if violations:
@@ -201,14 +204,14 @@ class Recorder:
         """Add the records not yet counted to the per-function aggregates (lock held): all of
         them, or those before record number ``upto`` (counted from the first ever stored).
 
-        Other threads may append meanwhile: rows are read by index up to a length taken first
-        (iterating a deque that grows raises), and only appends happen outside the lock. Rows
-        are folded per op (rows of one op share their site tuple), a batch at a time. Eviction
-        folds only what it evicts, so that the lock is never held for long.
+        Other threads may append meanwhile (only appends happen outside the lock): rows are read
+        up to a length taken first. Rows are folded per op (rows of one op share their site
+        tuple), a batch at a time. Eviction folds only what it evicts, so that the lock is never
+        held for long.
         """
         buffer = self._buffer
         end = len(buffer) if upto is None else min(len(buffer), upto - self._evicted)
-        rows = [buffer[index] for index in range(self._folded - self._evicted, end)]
+        rows = _rows_between(buffer, self._folded - self._evicted, end)
         if rows:
             sites = list(map(_SITE, rows))
             if sites.count(sites[0]) == len(sites):  # one op (the usual case): no loop over rows
@@ -402,6 +405,17 @@ class Recorder:
             f"<Recorder {len(self)}/{self.capacity} invocations, total={self.total}, "
             f"dropped={self.dropped}, capture={self.options.capture!r}>"
         )
+
+
+def _rows_between(buffer: deque[tuple[Any, ...]], start: int, end: int) -> list[tuple[Any, ...]]:
+    """``buffer[start:end]``. One C-level pass, during which no other thread runs; a deque read
+    by index costs a walk from its nearer end per row (quadratic for a large batch), so that is
+    only the fallback for when a finalizer run by the garbage collector let a thread append
+    meanwhile (iterating a deque that grows raises)."""
+    try:
+        return list(islice(buffer, start, end))
+    except RuntimeError:
+        return [buffer[index] for index in range(start, end)]
 
 
 def _refused_payloads(row: tuple[Any, ...]) -> int:
