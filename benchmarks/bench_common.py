@@ -15,7 +15,7 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tfnp_inspect.model.options import Options  # noqa: E402 - after the log level, like TF's users
+from tfnp_inspect.model.options import Options
 
 MIB = 1 << 20
 

@@ -46,7 +46,8 @@ def sampled_fingerprint(array: np.ndarray[Any, Any], turn: int) -> int:
     changes it; a sparse write changes it when it hits a block or the window, so successive
     turns cover every byte. Compare only fingerprints taken with the same ``turn``.
     """
-    memory: bytes = array.reshape(-1).view(np.uint8).data  # C-contiguous: a view, no copy
+    flat: np.ndarray[Any, Any] = np.frombuffer(array, dtype=np.uint8)  # C-contiguous: a view, no copy
+    memory = flat.data
     size = array.nbytes
     step = (size - SAMPLE_BLOCK_BYTES) // (SAMPLE_BLOCKS - 1)
     windows = -(-size // SAMPLE_WINDOW_BYTES)

@@ -23,12 +23,12 @@
 enum {
     F_PLAN, F_SWITCHES_VERSION, F_EVERY_BYTE, F_CAPTURE, F_RETAINED, F_MUTATION, F_TOUT_CHECK,
     F_TOUT_SINGLE, F_SHAPE_CHECK, F_STATIC_SHAPES, F_NONDETERMINISM, F_GRAPH, F_GENERATOR,
-    F_HASH_OUTPUTS, F_EXACT_SINKS, F_FITTED_SINKS, F_COUNT
+    F_HASH_OUTPUTS, F_EXACT_SINKS, F_FITTED_SINKS, F_CALLS, F_SITE_ROW, F_COUNT
 };
 static const char *FAST_FIELDS[] = {
     "plan", "switches_version", "every_byte", "capture", "retained", "mutation", "tout_check",
     "tout_single", "shape_check", "static_shapes", "nondeterminism", "graph", "generator",
-    "hash_outputs", "exact_sinks", "fitted_sinks", NULL
+    "hash_outputs", "exact_sinks", "fitted_sinks", "calls", "site_row", NULL
 };
 /* RawArray fields */
 enum { A_SHAPE, A_DTYPE, A_NBYTES, A_FINGERPRINT, A_FLAGS, A_ALIAS, A_WILL_BE_COPIED, A_SAMPLE, A_DATA,
@@ -46,7 +46,7 @@ static const char *ROW_FIELDS[] = {
 };
 
 /* What init() hands over (strong references, kept for the process's life). */
-static PyObject *xxh3, *py_describe, *perf_counter_ns, *seq_counter, *this_thread, *thread_name_fn,
+static PyObject *xxh3, *py_describe, *perf_counter_ns, *seq_counter, *thread_name_fn,
     *switches, *records_dict, *output_refcounts, *rows_of, *deliver_rest, *reference_call;
 static PyTypeObject *ndarray_type, *tensor_wrapper_type;
 static long long wall_offset_ns;
@@ -57,7 +57,7 @@ static long flag_c_contiguous, flag_writeable, flag_shares_tensor, flag_stats_ex
     flag_sampled;
 static int initialized;
 
-static PyObject *s_fast, *s_calls, *s_site_row, *s_kept_outputs, *s_version, *s_name,
+static PyObject *s_fast, *s_thread_name_key, *s_kept_outputs, *s_version,
     *s_process, *s_store, *s_hot, *s_trim, *s_record_failure, *s_check_retained_inputs, *s_check_kept_outputs,
     *s_find_mutations, *s_check_tout, *s_check_shapes, *s_check_determinism, *s_copied_hint;
 
@@ -120,6 +120,63 @@ static PyObject *
 list_ready(PyObject *list)
 {
     return list != NULL ? list : PyList_New(0);
+}
+
+/* Shape tuples seen lately, reused: an op's calls mostly repeat their shapes, and a tuple not
+ * allocated is one the garbage collector does not count. Direct-mapped, GIL-protected. */
+#define SHAPE_CACHE_SLOTS 64
+#define SHAPE_CACHE_MAX_DIMS 4
+static struct {
+    int ndim;
+    npy_intp dims[SHAPE_CACHE_MAX_DIMS];
+    PyObject *shape;
+} shape_cache[SHAPE_CACHE_SLOTS];
+
+static PyObject *
+new_shape(int ndim, const npy_intp *dims)
+{
+    PyObject *shape = PyTuple_New(ndim);
+    for (int i = 0; shape != NULL && i < ndim; i++) {
+        PyObject *dim = PyLong_FromSsize_t(dims[i]);
+        if (dim == NULL) {
+            Py_CLEAR(shape);
+            break;
+        }
+        PyTuple_SET_ITEM(shape, i, dim);
+    }
+    if (shape != NULL) {
+        PyObject_GC_UnTrack(shape);  /* ints only */
+    }
+    return shape;
+}
+
+/* ndarray.shape: a tuple of ints (a reused one when this shape was seen lately). */
+static PyObject *
+shape_of(PyArrayObject *array)
+{
+    int ndim = PyArray_NDIM(array);
+    const npy_intp *dims = PyArray_DIMS(array);
+    if (ndim > SHAPE_CACHE_MAX_DIMS) {
+        return new_shape(ndim, dims);
+    }
+    size_t hash = (size_t)ndim;
+    for (int i = 0; i < ndim; i++) {
+        hash = hash * 1000003u ^ (size_t)dims[i];
+    }
+    size_t slot = hash % SHAPE_CACHE_SLOTS;
+    if (shape_cache[slot].shape != NULL && shape_cache[slot].ndim == ndim
+        && (ndim == 0 || memcmp(shape_cache[slot].dims, dims, (size_t)ndim * sizeof(npy_intp)) == 0)) {
+        return Py_NewRef(shape_cache[slot].shape);
+    }
+    PyObject *shape = new_shape(ndim, dims);
+    if (shape != NULL) {
+        shape_cache[slot].ndim = ndim;
+        if (ndim > 0) {
+            memcpy(shape_cache[slot].dims, dims, (size_t)ndim * sizeof(npy_intp));
+        }
+        Py_XSETREF(shape_cache[slot].shape, Py_NewRef(shape));
+    }
+    return shape;
 }
 
 /* The strided sample for lazy stats (arrays.stats_sample) of a C-contiguous array. */
@@ -221,20 +278,11 @@ describe(PyObject *value, long capture, PyObject *alias, int copy_check, long tu
     }
     Py_INCREF(copied);
     PyTuple_SET_ITEM(row, A_WILL_BE_COPIED, copied);
-    int ndim = PyArray_NDIM(array);
-    npy_intp *dims = PyArray_DIMS(array);
-    PyObject *shape = PyTuple_New(ndim);
+    PyObject *shape = shape_of(array);
     if (shape == NULL) {
         goto fail;
     }
     PyTuple_SET_ITEM(row, A_SHAPE, shape);
-    for (int i = 0; i < ndim; i++) {
-        PyObject *dim = PyLong_FromSsize_t(dims[i]);
-        if (dim == NULL) {
-            goto fail;
-        }
-        PyTuple_SET_ITEM(shape, i, dim);
-    }
     Py_INCREF(PyArray_DESCR(array));
     PyTuple_SET_ITEM(row, A_DTYPE, (PyObject *)PyArray_DESCR(array));
     PyObject *size = PyLong_FromSsize_t(nbytes);
@@ -252,7 +300,6 @@ describe(PyObject *value, long capture, PyObject *alias, int copy_check, long tu
     PyTuple_SET_ITEM(row, A_DATA, Py_None);
     Py_INCREF(Py_None);
     PyTuple_SET_ITEM(row, A_NOTE, Py_None);
-    untrack_if_atomic(shape);
     untrack_if_atomic(row);
     return row;
 fail:
@@ -415,13 +462,23 @@ store(PyObject *sinks, PyObject *row, int has_violations)
     return 0;
 }
 
+/* The calling thread's name, as probe._thread_name caches it: once per thread, here in the thread
+ * state's own dict (a new thread has a new one, so a reused ident never finds an old name). */
 static PyObject *
 thread_name(void)
 {
-    PyObject *name = PyObject_GetAttr(this_thread, s_name);
-    if (name == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
-        PyErr_Clear();
-        name = PyObject_CallNoArgs(thread_name_fn);
+    PyObject *cache = PyThreadState_GetDict();
+    PyObject *name = cache != NULL ? PyDict_GetItemWithError(cache, s_thread_name_key) : NULL;
+    if (name != NULL) {
+        Py_INCREF(name);
+        return name;
+    }
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    name = PyObject_CallNoArgs(thread_name_fn);
+    if (name != NULL && cache != NULL && PyDict_SetItem(cache, s_thread_name_key, name) < 0) {
+        Py_CLEAR(name);
     }
     return name;
 }
@@ -547,18 +604,17 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
 
     /* byte_checks='sampled': large arrays are hashed whole on the first calls and one in
      * full_check_every, sampled on the others (turn -1: every byte) */
-    PyObject *calls_now = PyObject_GetAttr(probe, s_calls);
-    if (calls_now == NULL) {
+    PyObject *counter = PyTuple_GET_ITEM(fast, F_CALLS);
+    if (!PyList_Check(counter) || PyList_GET_SIZE(counter) != 1) {
+        PyErr_SetString(PyExc_TypeError, "CallProbe._calls must be a one-item list");
         goto done;
     }
-    long calls = PyLong_AsLong(calls_now);
-    Py_DECREF(calls_now);
+    long calls = PyLong_AsLong(PyList_GET_ITEM(counter, 0));
     PyObject *calls_next = PyLong_FromLong(calls + 1);
-    if (calls_next == NULL || PyObject_SetAttr(probe, s_calls, calls_next) < 0) {
-        Py_XDECREF(calls_next);
+    if (calls_next == NULL) {
         goto done;
     }
-    Py_DECREF(calls_next);
+    PyList_SetItem(counter, 0, calls_next);  /* steals the new count, drops the old one */
     long turn = (fast_flag(fast, F_EVERY_BYTE) || calls < full_check_calls || calls % full_check_every == 0)
                     ? -1 : calls;
 
@@ -828,7 +884,8 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
     }
     Py_INCREF(seq);
     PyTuple_SET_ITEM(row, R_SEQ, seq);
-    PyTuple_SET_ITEM(row, R_SITE, PyObject_GetAttr(probe, s_site_row));
+    Py_INCREF(PyTuple_GET_ITEM(fast, F_SITE_ROW));
+    PyTuple_SET_ITEM(row, R_SITE, PyTuple_GET_ITEM(fast, F_SITE_ROW));
     PyTuple_SET_ITEM(row, R_THREAD_ID, PyLong_FromUnsignedLong(PyThread_get_thread_ident()));
     PyTuple_SET_ITEM(row, R_THREAD_NAME, thread_name());
     PyTuple_SET_ITEM(row, R_START, PyLong_FromLongLong(start + wall_offset_ns));
@@ -930,7 +987,7 @@ core_init(PyObject *module, PyObject *args, PyObject *kwargs)
     long long numbers[16];
     if (take(kwargs, "ndarray", &ndarray) < 0 || take(kwargs, "xxh3", &xxh3) < 0
         || take(kwargs, "describe", &py_describe) < 0 || take(kwargs, "perf_counter_ns", &perf_counter_ns) < 0
-        || take(kwargs, "seq", &seq_counter) < 0 || take(kwargs, "this_thread", &this_thread) < 0
+        || take(kwargs, "seq", &seq_counter) < 0
         || take(kwargs, "thread_name", &thread_name_fn) < 0 || take(kwargs, "switches", &switches) < 0
         || take(kwargs, "records", &records_dict) < 0 || take(kwargs, "output_refcounts", &output_refcounts) < 0
         || take(kwargs, "rows_of", &rows_of) < 0 || take(kwargs, "deliver_rest", &deliver_rest) < 0
@@ -993,6 +1050,7 @@ static PyMethodDef core_methods[] = {
 static struct PyModuleDef core_module = {
     PyModuleDef_HEAD_INIT, "_probe_core",
     "The compiled per-call core of tfnp_inspect (a C twin of probe.CallProbe.call).", -1, core_methods,
+    NULL, NULL, NULL, NULL,
 };
 
 static PyObject *
@@ -1031,8 +1089,8 @@ PyInit__probe_core(void)
 {
     import_array();
     struct { PyObject **slot; const char *text; } strings[] = {
-        {&s_fast, "_fast"}, {&s_calls, "_calls"}, {&s_site_row, "site_row"},
-        {&s_kept_outputs, "_kept_outputs"}, {&s_version, "version"}, {&s_name, "name"}, {&s_process, "_process"},
+        {&s_fast, "_fast"}, {&s_thread_name_key, "tfnp_inspect.thread_name"},
+        {&s_kept_outputs, "_kept_outputs"}, {&s_version, "version"}, {&s_process, "_process"},
         {&s_store, "store"}, {&s_hot, "_hot"}, {&s_trim, "_trim"}, {&s_record_failure, "_record_failure"},
         {&s_check_retained_inputs, "_check_retained_inputs"}, {&s_check_kept_outputs, "_check_kept_outputs"},
         {&s_find_mutations, "_find_mutations"}, {&s_check_tout, "_check_tout"}, {&s_check_shapes, "_check_shapes"},

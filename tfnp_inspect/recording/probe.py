@@ -141,6 +141,8 @@ class FastPath(NamedTuple):
     hash_outputs: bool
     exact_sinks: tuple
     fitted_sinks: tuple
+    calls: list[int]  # CallProbe._calls
+    site_row: tuple[Any, ...]
 
 
 class CallProbe:
@@ -190,7 +192,9 @@ class CallProbe:
         #: returned arrays still held elsewhere after the previous call:
         #: (weak reference, fingerprint, seq, output index, data address)
         self._kept_outputs: list[tuple[Any, int, int, int, int]] = []
-        self._calls = 0  # decides which calls hash large arrays whole (byte_checks='sampled')
+        #: calls so far, in a list both cores update in place: decides which calls hash large
+        #: arrays whole (byte_checks='sampled')
+        self._calls = [0]
         #: the op's output tensors, weakly (set when the op is declared): their static shapes
         #: are read when the op first runs, after any set_shape the user added
         self.outputs: tuple[Any, ...] = ()
@@ -247,7 +251,7 @@ class CallProbe:
             plan, self._switches_version, plan.every_byte, plan.capture, self._retained, self._mutation,
             self._tout_check, self._tout_single, self._shape_check, self.site.static_shapes,
             self._nondeterminism, self.site.mode == "graph", self.site.origin == ORIGIN_GENERATOR,
-            self._hash_outputs, plan.exact_sinks, plan.fitted_sinks,
+            self._hash_outputs, plan.exact_sinks, plan.fitted_sinks, self._calls, self.site_row,
         )
 
     def call(self, func: Any, args: tuple, plan: active.Plan, eager_inputs: tuple = ()) -> Any:
@@ -264,8 +268,8 @@ class CallProbe:
         watch = self.watch(func) if self._hidden or self._gathering else None
         # large arrays are hashed whole on the first calls and one call in FULL_CHECK_EVERY,
         # by sampled blocks on the others (turn: which window; -1: every byte)
-        calls = self._calls
-        self._calls = calls + 1
+        calls = self._calls[0]
+        self._calls[0] = calls + 1
         turn = -1 if plan.every_byte or calls < FULL_CHECK_CALLS or not calls % FULL_CHECK_EVERY else calls
 
         # -- before the call: describe inputs (their contents as TF passed them) ----------------
@@ -720,7 +724,7 @@ def _compiled_core() -> Callable[..., Any] | None:
         return None
     _probe_core.init(
         ndarray=np.ndarray, xxh3=_xxh3, describe=describe, perf_counter_ns=_perf_ns, seq=_seq,
-        this_thread=_this_thread, thread_name=_thread_name, switches=switches, records=vars(records),
+        thread_name=_thread_name, switches=switches, records=vars(records),
         output_refcounts=_output_refcounts, rows_of=_rows_of, deliver_rest=_deliver_rest,
         reference_call=CallProbe.call, wall_offset_ns=_WALL_OFFSET_NS, sampled_min_bytes=SAMPLED_MIN_BYTES,
         full_check_calls=FULL_CHECK_CALLS, full_check_every=FULL_CHECK_EVERY,
