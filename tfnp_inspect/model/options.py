@@ -9,7 +9,7 @@ from typing import Any, cast
 from .records import VIOLATION_KINDS
 
 CAPTURE_LEVELS: tuple[str, ...] = ("none", "summary", "full")
-#: 'sampled': arrays of 256 KiB and more are hashed whole on each op's first calls and on one call
+#: 'sampled': arrays of 64 KiB and more are hashed whole on each op's first calls and on one call
 #: in 16 after that, by sampled blocks on the others; 'every-call': every byte of every call.
 BYTE_CHECKS: tuple[str, ...] = ("sampled", "every-call")
 DEFAULT_CAPACITY = 10_000
