@@ -219,3 +219,20 @@ def test_listeners_and_violations_go_through_store() -> None:
     for args in _views(110):
         compiled(probe, mutate, args, plan)
     assert len(seen) == 110 == len(recorder) and len(recorder.violations()) == 110
+
+
+STATE = {"calls": 0}
+
+
+def count_calls(x: np.ndarray) -> np.ndarray:
+    STATE["calls"] += 1
+    return x + 1
+
+
+def test_hidden_state_and_purity_evidence_take_the_same_watch() -> None:
+    rows = _same(count_calls, lambda: _views(110), stateful=False)
+    assert all("hidden-state" in row[VIOLATIONS] for row in rows)
+    rows = _same(scale, lambda: _views(110), stateful=False)
+    assert not any(row[VIOLATIONS] != "()" for row in rows)
+    rows = _same(count_calls, lambda: _views(110))  # stateful, and it changes state: no advice
+    assert not any("could-be-stateless" in row[VIOLATIONS + 1] for row in rows)

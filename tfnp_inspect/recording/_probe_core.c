@@ -1,12 +1,12 @@
 /* The compiled per-call core: a C twin of CallProbe.call (probe.py) for the common calls.
  *
  * probe.py stays the reference implementation. This file does what it does for a call whose
- * probe is configured for the active plan (CallProbe._fast) and needs neither 'full' capture nor
- * the hidden-state watch: describe the inputs, call func, check retained references and
- * mutation, describe the outputs, build the row and store it. Everything rare (a violation or
- * hint to word, an array that is not a plain C-contiguous one, a failed call) goes to the same
- * Python methods the reference path uses, so both cores produce the same rows and the same
- * verdicts; tests run the TensorFlow tier with each.
+ * probe is configured for the active plan (CallProbe._fast) and needs no 'full' capture:
+ * describe the inputs, call func, check retained references and mutation, describe the outputs,
+ * build the row and store it. Everything rare (a violation or hint to word, an array that is not
+ * a plain C-contiguous one, a failed call) and the state watch (Python objects read through
+ * StateWatch) go to the same Python methods the reference path uses, so both cores produce the
+ * same rows and the same verdicts; tests run the TensorFlow tier with each.
  *
  * Every Python object it needs comes from probe.py through init(); the tuple layouts it builds
  * (FastPath, CallRow, RawArray) are exported below and checked against probe.py at import.
@@ -23,12 +23,12 @@
 enum {
     F_PLAN, F_SWITCHES_VERSION, F_EVERY_BYTE, F_CAPTURE, F_RETAINED, F_MUTATION, F_TOUT_CHECK,
     F_TOUT_SINGLE, F_SHAPE_CHECK, F_STATIC_SHAPES, F_NONDETERMINISM, F_GRAPH, F_GENERATOR,
-    F_HASH_OUTPUTS, F_EXACT_SINKS, F_FITTED_SINKS, F_CALLS, F_SITE_ROW, F_COUNT
+    F_HASH_OUTPUTS, F_EXACT_SINKS, F_FITTED_SINKS, F_CALLS, F_SITE_ROW, F_WATCH, F_COUNT
 };
 static const char *FAST_FIELDS[] = {
     "plan", "switches_version", "every_byte", "capture", "retained", "mutation", "tout_check",
     "tout_single", "shape_check", "static_shapes", "nondeterminism", "graph", "generator",
-    "hash_outputs", "exact_sinks", "fitted_sinks", "calls", "site_row", NULL
+    "hash_outputs", "exact_sinks", "fitted_sinks", "calls", "site_row", "watch", NULL
 };
 /* RawArray fields */
 enum { A_SHAPE, A_DTYPE, A_NBYTES, A_FINGERPRINT, A_FLAGS, A_ALIAS, A_WILL_BE_COPIED, A_SAMPLE, A_DATA,
@@ -57,7 +57,7 @@ static long flag_c_contiguous, flag_writeable, flag_shares_tensor, flag_stats_ex
     flag_sampled;
 static int initialized;
 
-static PyObject *s_fast, *s_thread_name_key, *s_kept_outputs, *s_version,
+static PyObject *s_fast, *s_snapshot, *s_check_state, *s_thread_name_key, *s_kept_outputs, *s_version,
     *s_process, *s_store, *s_hot, *s_trim, *s_record_failure, *s_check_retained_inputs, *s_check_kept_outputs,
     *s_find_mutations, *s_check_tout, *s_check_shapes, *s_check_determinism, *s_copied_hint;
 
@@ -590,7 +590,8 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
     }
 
     PyObject *result = NULL, *items = NULL, *raw_inputs = NULL, *raw_outputs = NULL, *violations = NULL,
-             *hints = NULL, *seq = NULL, *row = NULL, *out_items = NULL;
+             *hints = NULL, *seq = NULL, *row = NULL, *out_items = NULL, *tokens_before = NULL;
+    PyObject *watch = PyTuple_GET_ITEM(fast, F_WATCH);
     PyObject *stack_roots[MAX_STACK_ARGS];
     Py_ssize_t stack_counts[4 * MAX_STACK_ARGS];
     PyObject **roots = stack_roots;
@@ -654,6 +655,10 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
         if (roots[i] != NULL && !(raw_flags(raw) & (flag_buffer_hash | flag_sampled))) {
             inputs_rehashable = 0;
         }
+    }
+
+    if (watch != Py_None && (tokens_before = PyObject_CallMethodNoArgs(watch, s_snapshot)) == NULL) {
+        goto done;
     }
 
     /* -- the call itself ------------------------------------------------------------------------ */
@@ -859,6 +864,15 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
             goto done;
         }
     }
+    if (watch != Py_None) {  /* hidden state (stateless functions), purity evidence (stateful ones) */
+        if ((violations = list_ready(violations)) == NULL || (hints = list_ready(hints)) == NULL) {
+            goto done;
+        }
+        PyObject *check[] = {watch, tokens_before, seq, violations};
+        if (call_hints(probe, s_check_state, check, 4, hints) < 0) {
+            goto done;
+        }
+    }
     if (graph) {
         for (Py_ssize_t j = 0; j < m; j++) {
             PyObject *raw = PyTuple_GET_ITEM(raw_outputs, j);
@@ -942,6 +956,7 @@ done:
     Py_XDECREF(hints);
     Py_XDECREF(seq);
     Py_XDECREF(row);
+    Py_XDECREF(tokens_before);
     if (!ok) {
         Py_XDECREF(result);
         return NULL;
@@ -1089,7 +1104,7 @@ PyInit__probe_core(void)
 {
     import_array();
     struct { PyObject **slot; const char *text; } strings[] = {
-        {&s_fast, "_fast"}, {&s_thread_name_key, "tfnp_inspect.thread_name"},
+        {&s_fast, "_fast"}, {&s_snapshot, "snapshot"}, {&s_check_state, "_check_state"}, {&s_thread_name_key, "tfnp_inspect.thread_name"},
         {&s_kept_outputs, "_kept_outputs"}, {&s_version, "version"}, {&s_process, "_process"},
         {&s_store, "store"}, {&s_hot, "_hot"}, {&s_trim, "_trim"}, {&s_record_failure, "_record_failure"},
         {&s_check_retained_inputs, "_check_retained_inputs"}, {&s_check_kept_outputs, "_check_kept_outputs"},

@@ -121,8 +121,8 @@ class FastPath(NamedTuple):
     """What the compiled core reads on each call, decided once per plan by ``_configure``.
 
     One attribute read instead of a dozen; None while a call needs the reference path (first
-    call under a plan, 'full' capture, the hidden-state watch). The C core checks at import that
-    it was built for these fields, in this order.
+    call under a plan, 'full' capture, a watch not analysed yet). The C core checks at import
+    that it was built for these fields, in this order.
     """
 
     plan: Any
@@ -143,6 +143,7 @@ class FastPath(NamedTuple):
     fitted_sinks: tuple
     calls: list[int]  # CallProbe._calls
     site_row: tuple[Any, ...]
+    watch: StateWatch | None  # hidden state, or purity evidence, to look at around each call
 
 
 class CallProbe:
@@ -213,6 +214,7 @@ class CallProbe:
         if self._watch is None:
             # graph mode calls TF's registered wrapper: the site keeps the user's function weakly
             self._watch = StateWatch(self.site.func or getattr(func, "__wrapped__", None) or func)
+            self._switches_version = -1  # configure again: the compiled core can take the watch now
         return self._watch
 
     def _resolve_static_shapes(self) -> None:
@@ -247,11 +249,13 @@ class CallProbe:
         self._hash_outputs = self._nondeterminism or plan.capture == 2
         self._plan = plan
         self._switches_version = switches.version
-        self._fast = None if plan.capture == 2 or self._hidden or self._gathering else FastPath(
+        watching = self._hidden or self._gathering
+        self._fast = None if plan.capture == 2 or (watching and self._watch is None) else FastPath(
             plan, self._switches_version, plan.every_byte, plan.capture, self._retained, self._mutation,
             self._tout_check, self._tout_single, self._shape_check, self.site.static_shapes,
             self._nondeterminism, self.site.mode == "graph", self.site.origin == ORIGIN_GENERATOR,
             self._hash_outputs, plan.exact_sinks, plan.fitted_sinks, self._calls, self.site_row,
+            self._watch if watching else None,
         )
 
     def call(self, func: Any, args: tuple, plan: active.Plan, eager_inputs: tuple = ()) -> Any:
@@ -379,11 +383,12 @@ class CallProbe:
         return Hint("output-copied", name, seq, messages.output_copied_message(name, which))
 
     def _stop_gathering(self) -> None:
-        """No more evidence to gather: the next call configures the probe again (and may take
-        the compiled core, which never runs the watch)."""
+        """No more evidence to gather: the next call configures the probe again, without the
+        watch."""
         if self._gathering:
             self._gathering = False
             self._switches_version = -1
+            self._fast = None
 
     def _violation(self, kind: str, seq: int, message: str, argument: str) -> Violation:
         site = self.site
