@@ -148,7 +148,8 @@ class FunctionStats:
     durations_ns: list[int] = field(default_factory=list[int], repr=False)
 
     def add(self, duration_ns: int, bytes_in: int, bytes_out: int, failed: bool, violations: Any) -> None:
-        """Count one call; ``violations`` are Violation rows (kind first)."""
+        """Count one call; ``violations`` are Violation rows (kind first). Recorders fold a batch
+        at a time with :meth:`add_rows`; this is the same for one call."""
         self.calls += 1
         if failed:
             self.errors += 1
@@ -163,14 +164,7 @@ class FunctionStats:
         self.bytes_out += bytes_out
         for violation in violations:
             self.violations[violation[V_KIND]] += 1
-        histogram = self.histogram  # bucket_of and DurationHistogram.add inlined: every call
-        if duration_ns < _SUB_BUCKETS:
-            b = duration_ns
-        else:
-            shift = duration_ns.bit_length() - _SHIFT_BIAS
-            b = ((shift + 1) << _SUB_BITS) | ((duration_ns >> shift) & _SUB_MASK)
-        histogram.counts[b] = histogram.counts.get(b, 0) + 1
-        histogram.count += 1
+        self.histogram.add(duration_ns)
 
     def add_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         """Count stored rows (``CallRow`` order), as :meth:`add` would one by one, reading their

@@ -324,57 +324,44 @@ any_sampled(PyObject *raws)
     return 0;
 }
 
-/* A probe method that appends to `violations` (its result, None, is dropped). */
+/* probe.<name>(*args): a check of the reference core, called with the same arguments. */
+static PyObject *
+call_method(PyObject *probe, PyObject *name, PyObject *const *args, size_t nargs)
+{
+    PyObject *stack[8];  /* the most any check takes is 6 */
+    stack[0] = probe;
+    for (size_t i = 0; i < nargs; i++) {
+        stack[i + 1] = args[i];
+    }
+    return PyObject_VectorcallMethod(name, stack, (nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
+/* A check that appends to `violations` (its result, None, is dropped). */
 static int
 call_check(PyObject *probe, PyObject *name, PyObject *const *args, size_t nargs)
 {
-    PyObject *stack[8];
-    stack[0] = probe;
-    for (size_t i = 0; i < nargs; i++) {
-        stack[i + 1] = args[i];
-    }
-    PyObject *done = PyObject_VectorcallMethod(name, stack, (nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                               NULL);
-    if (done == NULL) {
-        return -1;
-    }
-    Py_DECREF(done);
-    return 0;
+    PyObject *done = call_method(probe, name, args, nargs);
+    Py_XDECREF(done);
+    return done == NULL ? -1 : 0;
 }
 
-/* Like call_check, for the checks that return hints: they are added to `hints`. */
+/* A check that returns hints (a tuple, or one Hint): they are added to `hints`. */
 static int
 call_hints(PyObject *probe, PyObject *name, PyObject *const *args, size_t nargs, PyObject *hints)
 {
-    PyObject *stack[8];
-    stack[0] = probe;
-    for (size_t i = 0; i < nargs; i++) {
-        stack[i + 1] = args[i];
-    }
-    PyObject *found = PyObject_VectorcallMethod(name, stack, (nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                                NULL);
+    PyObject *found = call_method(probe, name, args, nargs);
     if (found == NULL) {
         return -1;
     }
     int failed = 0;
     if (PyTuple_Check(found) || PyList_Check(found)) {
-        PyObject *seq = PySequence_Fast(found, "hints");
-        for (Py_ssize_t i = 0; seq != NULL && i < PySequence_Fast_GET_SIZE(seq); i++) {
-            if (PyList_Append(hints, PySequence_Fast_GET_ITEM(seq, i)) < 0) {
-                failed = -1;
-                break;
-            }
-        }
-        if (seq == NULL) {
-            failed = -1;
-        }
-        Py_XDECREF(seq);
+        failed = PyList_SetSlice(hints, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, found);  /* extend */
     }
-    else if (found != Py_None && PyList_Append(hints, found) < 0) {
-        failed = -1;
+    else if (found != Py_None) {
+        failed = PyList_Append(hints, found);
     }
     Py_DECREF(found);
-    return failed;
+    return failed < 0 ? -1 : 0;
 }
 
 /* Reference counts of an input array and of its base (retained-reference check). */
