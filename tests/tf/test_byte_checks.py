@@ -12,9 +12,12 @@ import pytest
 import tensorflow as tf
 
 import tfnp_inspect as npi
+from tfnp_inspect.model.fingerprints import SAMPLED_MIN_BYTES
+from tfnp_inspect.recording.arrays import UNHASHED_FROM_BYTES
 from tfnp_inspect.recording.probe import FULL_CHECK_CALLS, FULL_CHECK_EVERY
 
 BIG = 1 << 18  # float32 elements: 1 MiB, above the sampling threshold
+JUST_OVER = SAMPLED_MIN_BYTES // 4 + 16  # float32 elements: the smallest arrays that are sampled
 CALLS = 40
 
 
@@ -34,8 +37,8 @@ def writes_a_copy(x: np.ndarray) -> np.ndarray:
     return y
 
 
-def run(func, byte_checks: str = "sampled", via: str = "function"):
-    values = tf.ones([BIG], tf.float32)
+def run(func, byte_checks: str = "sampled", via: str = "function", size: int = BIG):
+    values = tf.ones([size], tf.float32)
     with npi.trace(byte_checks=byte_checks) as t:
         if via == "function":
             step = tf.function(lambda v: tf.numpy_function(func, [tf.identity(v)], tf.float32))
@@ -87,3 +90,29 @@ def test_writing_into_a_copy_stays_silent_and_results_match(byte_checks: str) ->
 def test_byte_checks_option_is_validated() -> None:
     with pytest.raises(ValueError, match="byte_checks"):
         npi.trace(byte_checks="sometimes").__enter__()
+
+
+@pytest.mark.parametrize("via", ["function", "dataset"])
+def test_arrays_just_over_the_threshold_are_sampled_and_dense_writes_still_caught(via: str) -> None:
+    t, _ = run(dense_write, via=via, size=JUST_OVER)
+    assert flagged_calls(t) == list(range(CALLS))
+    assert not all(inv.fully_checked for inv in t.invocations)
+    quiet, traced = run(writes_a_copy, via=via, size=JUST_OVER)
+    assert quiet.violations == []
+    assert all(got.tobytes() == np.full(JUST_OVER, 2, np.float32).tobytes() for got in traced)
+
+
+@pytest.mark.parametrize(("stateful", "capture", "hashed"), [
+    (True, "summary", False),  # nothing compares a large output: not fingerprinted
+    (False, "summary", True),  # the determinism check compares them
+    (True, "full", True),  # replay compares them
+])
+def test_large_outputs_are_fingerprinted_where_something_compares_them(stateful: bool, capture: str,
+                                                                      hashed: bool) -> None:
+    size = UNHASHED_FROM_BYTES // 4  # float32 elements: the smallest unhashed output
+    step = tf.function(lambda v: tf.numpy_function(writes_a_copy, [v], tf.float32, stateful=stateful))
+    with npi.trace(capture=capture) as t:
+        step(tf.range(size, dtype=tf.float32))
+    (inv,) = t.invocations
+    assert inv.inputs[0].fingerprint is not None  # inputs always: the mutation check needs them
+    assert (inv.outputs[0].fingerprint is not None) is hashed
