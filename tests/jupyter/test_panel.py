@@ -306,6 +306,20 @@ def test_appends_from_many_threads_coalesce_into_few_refreshes(panel_factory):
     assert panel.total == 1200 and panel.rows[0]["seq"] == max(inv.seq for inv in trace.invocations)
 
 
+def test_an_open_panel_leaves_the_recording_threads_on_the_fast_path(panel_factory):
+    """The panel polls the recorder: no listener, so the calls keep the recorder's fast path
+    (a bare append), and still every call shows, with the rows the recorder keeps."""
+    with npi.trace() as trace:
+        panel = panel_factory(trace, interval=0.05)
+        assert trace.recorder._hot is not None
+        run_calls_from_threads(threads=3, calls=200)
+        assert wait_until(lambda: panel.stored == 600), "the panel never caught up"
+        assert trace.recorder._hot is not None
+        shown = {row["seq"] for row in panel.rows}
+        assert shown <= {inv.seq for inv in trace.invocations} and len(shown) == len(panel.rows)
+        assert panel.total == trace.total == 600
+
+
 def test_calls_within_one_interval_wait_for_the_next_refresh(panel_factory):
     with npi.trace() as trace:
         panel = panel_factory(trace, interval=3600)
@@ -338,7 +352,7 @@ def refresher_threads(panel):
 
 
 @pytest.mark.timeout(30)
-def test_close_unsubscribes_and_releases_the_panel():
+def test_close_stops_the_refresher_and_releases_the_panel():
     with npi.trace() as trace:
         panel = TracePanel(trace, interval=3600)  # close() must not wait for the interval
         assert len(refresher_threads(panel)) == 1

@@ -15,7 +15,7 @@ import fabricate
 
 
 def entries_of(invocations):
-    return [state.entry(inv) for inv in invocations]
+    return list(state.entries_from_rows([inv.row() for inv in invocations]))
 
 
 def test_rows_are_read_from_the_compact_arrays():
@@ -88,20 +88,52 @@ def test_replay_outcome():
 def test_mirror_follows_appends_clears_and_resizes():
     recorder = npi.Recorder(capacity=5)
     recorder.append(fabricate.invocation(seq=1))
-    mirror = feed.Mirror(recorder, live=True)
-    try:
-        assert [e[state.E_SEQ] for e in mirror.entries()] == [1] and not mirror.changed
-        for seq in range(2, 9):
-            recorder.append(fabricate.invocation(seq=seq))
-        assert mirror.changed
-        assert [e[state.E_SEQ] for e in mirror.entries()] == [4, 5, 6, 7, 8]
-        assert mirror.find(6).seq == 6 and mirror.find(1) is None
-        recorder.clear()
-        assert mirror.changed and mirror.entries() == []
-    finally:
-        mirror.close()
+    mirror = feed.Mirror(recorder)
+    assert mirror.changed
+    assert [e[state.E_SEQ] for e in mirror.entries()] == [1] and not mirror.changed
+    for seq in range(2, 9):
+        recorder.append(fabricate.invocation(seq=seq))
+    assert mirror.changed
+    assert [e[state.E_SEQ] for e in mirror.entries()] == [4, 5, 6, 7, 8]
+    assert mirror.find(6).seq == 6 and mirror.find(1) is None
     recorder.append(fabricate.invocation(seq=9))
-    assert not mirror.changed or mirror.entries() == []  # closed: no longer listening
+    assert [e[state.E_SEQ] for e in mirror.entries()] == [5, 6, 7, 8, 9]
+    recorder.clear()
+    assert mirror.changed and mirror.entries() == []
+    for seq in range(10, 20):  # more calls than before the clear: still seen as a fresh start
+        recorder.append(fabricate.invocation(seq=seq))
+    assert [e[state.E_SEQ] for e in mirror.entries()] == [15, 16, 17, 18, 19]
+    recorder.configure(capacity=3)
+    assert mirror.changed
+    assert [e[state.E_SEQ] for e in mirror.entries()] == [17, 18, 19] and not mirror.changed
+    recorder.configure(capacity=6)
+    recorder.append(fabricate.invocation(seq=20))
+    assert [e[state.E_SEQ] for e in mirror.entries()] == [17, 18, 19, 20]
+
+
+def test_mirror_reads_rows_the_fast_path_stored():
+    """The panel costs the appending threads nothing: the recorder keeps its fast path (no
+    listener), and the mirror still sees every row, from any number of threads."""
+    recorder = npi.Recorder(capacity=10_000)
+    mirror = feed.Mirror(recorder)
+    assert recorder._hot is not None
+    calls = [fabricate.invocation(seq=seq).row() for seq in range(1, 4001)]
+
+    def store(part):
+        for row in part:
+            recorder.store(row)
+
+    threads = [threading.Thread(target=store, args=(calls[k::4],)) for k in range(4)]
+    seen = []
+    for thread in threads:
+        thread.start()
+    while any(t.is_alive() for t in threads):
+        seen = mirror.entries()
+    for thread in threads:
+        thread.join()
+    seen = mirror.entries()
+    assert sorted(e[state.E_SEQ] for e in seen) == list(range(1, 4001))
+    assert recorder._hot is not None
 
 
 class Counting:

@@ -10,13 +10,24 @@ import itertools
 from typing import NamedTuple
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tfnp_inspect as npi
 from tfnp_inspect.checks.pipeline import serialized_hint
 from tfnp_inspect.checks.retracing import RETRACED_OPS, retraced_hint
 from tfnp_inspect.checks.shapes import unknown_shape_hint
 from tfnp_inspect.model.pipeline import LATENESS_NS, Concurrency
-from tfnp_inspect.model.records import ProcessInfo
+from tfnp_inspect.model.records import (
+    C_ERROR,
+    C_PROCESS,
+    C_SITE,
+    C_START_NS,
+    C_THREAD_ID,
+    C_VIOLATIONS,
+    S_FUNC_NAME,
+    ProcessInfo,
+)
 from tfnp_inspect.model.shapes import MAX_DISTINCT_SHAPES, PositionShapes, SiteShapes, signature
 from tfnp_inspect.views.panel import state
 
@@ -192,7 +203,7 @@ def test_trace_hints_include_the_derived_ones_and_a_loaded_recorder_keeps_them()
 
 
 def entries_of(invocations):
-    return [state.entry(inv) for inv in invocations]
+    return list(state.entries_from_rows([inv.row() for inv in invocations]))
 
 
 def test_timeline_lanes_bars_and_window():
@@ -217,6 +228,80 @@ def test_timeline_merges_calls_closer_than_a_pixel_beyond_its_bar_budget():
     assert timeline["merged"] and len(timeline["bars"]) <= 100
     assert sum(bar[state.BAR_CALLS] for bar in timeline["bars"]) == 500
     assert sum(1 for bar in timeline["bars"] if bar[state.BAR_FLAGS] & state.BAR_VIOLATION) == 1
+
+
+def reference_timeline_bars(entries, origin, window, max_bars):
+    """The timeline's bars one call at a time (what the column-wise version must give)."""
+    lanes, functions, calls = {}, {}, []
+    for seq, duration, row in entries:
+        start = row[C_START_NS] - origin
+        end = start + duration
+        if window and (end < window[0] or start > window[1]):
+            continue
+        lane = lanes.setdefault((row[C_PROCESS], row[C_THREAD_ID]), len(lanes))
+        function = functions.setdefault(row[C_SITE][S_FUNC_NAME], len(functions))
+        flags = (state.BAR_VIOLATION if row[C_VIOLATIONS] else 0) | (state.BAR_ERROR if row[C_ERROR] else 0)
+        calls.append([lane, start, end, seq, flags, 1, function])
+    calls.sort(key=lambda call: (call[0], call[1]))
+    drawn = {"functions": list(functions), "lanes": len(lanes), "merged": len(calls) > max_bars}
+    if len(calls) <= max_bars:
+        return calls, drawn
+    starts = [call[1] for call in calls]
+    ends = [call[2] for call in calls]
+    low = window[0] if window else min(starts)
+    high = window[1] if window else max(ends)
+    gap = max(1.0, float(high) - float(low)) / state.TIMELINE_PIXELS
+    for _ in range(40):
+        bars = []
+        for call in calls:
+            last = bars[-1] if bars else None
+            if last is not None and last[0] == call[0] and call[1] - last[2] < gap:
+                last[2] = max(last[2], call[2])
+                last[4] |= call[4]
+                last[5] += 1
+                last[6] = last[6] if last[6] == call[6] else -1
+            else:
+                bars.append(list(call))
+        if len(bars) <= max_bars:
+            break
+        gap *= 2
+    return bars[-max_bars:], drawn
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    calls=st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 50_000), st.integers(0, 5_000), st.sampled_from("abc"),
+                  st.booleans(), st.booleans()),
+        min_size=1, max_size=120,
+    ),
+    window=st.one_of(st.just(()), st.tuples(st.integers(0, 30_000), st.integers(0, 30_000)).map(sorted)),
+    max_bars=st.integers(1, 40),
+)
+def test_timeline_bars_are_those_of_merging_one_call_at_a_time(calls, window, max_bars):
+    invocations = []
+    for seq, (lane, start, duration, func, violated, failed) in enumerate(calls, 1):
+        inv = graph_call([(2,)], func=func, seq=seq, start=T0 + start, duration=duration, thread=lane % 2,
+                         error=ValueError("no") if failed else None)
+        inv = inv.replace(process=ProcessInfo("h", 1 + lane // 2))
+        invocations.append(inv.replace(violations=[fabricate.violation(inv)]) if violated else inv)
+    entries = entries_of(invocations)
+    origin = state.timeline_origin(entries)
+    drawn = state.timeline(entries, origin, window, max_bars=max_bars)
+    bars, expected = reference_timeline_bars(entries, origin, window, max_bars)
+    assert drawn["bars"] == bars
+    assert (drawn["functions"], len(drawn["lanes"]), drawn["merged"]) == (
+        expected["functions"], expected["lanes"], expected["merged"])
+
+
+def test_timeline_of_a_file_whose_times_leave_int64():
+    """Times a hostile file puts 2**63 apart still draw (as float64), without wrapping around."""
+    calls = [graph_call([(2,)], seq=1, start=-(1 << 63), duration=(1 << 63) - 1),
+             graph_call([(2,)], seq=2, start=(1 << 63) - 1, duration=(1 << 63) - 1)]
+    entries = entries_of(calls)
+    drawn = state.timeline(entries, state.timeline_origin(entries), max_bars=1)
+    assert drawn["start"] == 0 and drawn["end"] >= 2.0 ** 64 and len(drawn["bars"]) == 1
+    assert drawn["bars"][0][state.BAR_CALLS] == 2 and drawn["merged"]
 
 
 def test_panel_summary_carries_signatures_overlaps_and_hint_kinds():

@@ -322,9 +322,10 @@ def test_extreme_but_valid_numbers_can_be_shown_exported_and_paneled(base, tmp_p
     assert npi.load(again).total == trace.total
     json.dumps(chrome_trace(trace), allow_nan=False)
 
-    entries = [state.entry(inv) for inv in trace.invocations]
+    entries = list(state.entries_from_rows([inv.row() for inv in trace.invocations]))
     page = state.page_of(entries, state.Query())
     panel = {
+        "timeline": state.timeline(entries, state.timeline_origin(entries), max_bars=2),
         "rows": page.rows,
         "summary": [state.summary(s) for s in trace.stats().values()],
         "details": [state.invocation_detail(inv) for inv in trace.invocations],

@@ -85,6 +85,7 @@ class Recorder:
         self._listeners: tuple[Subscription, ...] = ()
         self._folded = 0  # records (in arrival order) already counted in the aggregates
         self._evicted = 0
+        self._clears = 0  # clear() calls so far: readers that follow the buffer start again
         self._captured_bytes = 0
         self._payloads_dropped = 0
         self._apply_options()
@@ -298,6 +299,21 @@ class Recorder:
             self._fold()
             return self._pipeline.snapshot()
 
+    def rows_since(self, seen: int, clears: int) -> tuple[list[tuple[Any, ...]], int, int]:
+        """The rows stored after the first ``seen`` ever stored, oldest first (only the newest
+        ``capacity`` of them), with the number stored so far and of :meth:`clear` calls.
+
+        For a reader that follows the buffer (the panel) by polling: what it has not seen, in one
+        locked read, and nothing on the appending threads. When ``clears`` is not the current
+        count, the buffer was emptied since the reader last looked: every visible row comes back.
+        """
+        with self._lock:
+            rows = list(self._buffer)  # one C call: appends from other threads wait for it
+            total = self._evicted + len(rows)
+            new = total - seen if clears == self._clears else total
+            new = min(new, len(rows), self._capacity)
+            return (rows[-new:] if new > 0 else []), total, self._clears
+
     def find(self, seq: int) -> Invocation | None:
         for row in reversed(self._visible()):
             if row[C_SEQ] == seq:
@@ -312,6 +328,11 @@ class Recorder:
         """Records ever stored (exact)."""
         with self._lock:
             return self._evicted + len(self._buffer)
+
+    @property
+    def clears(self) -> int:
+        """How many times :meth:`clear` ran (readers that follow the buffer start again)."""
+        return self._clears
 
     @property
     def dropped(self) -> int:
@@ -338,6 +359,7 @@ class Recorder:
             self._pipeline.clear()
             self._folded = self._evicted = 0
             self._captured_bytes = self._payloads_dropped = 0
+            self._clears += 1
 
     # -- listeners ---------------------------------------------------------------------------
     def subscribe(self, listener: Listener) -> Subscription:

@@ -1,9 +1,10 @@
 """The panel's live feed: a mirror of the recorder's newest records, and the refresher thread.
 
-Appends arrive on TensorFlow's threads, so the listener only queues the record; a daemon thread
-looks at the queue once per ``interval`` and refreshes the panel when it is not empty, waiting
-longer when a refresh costs more than :data:`DUTY_CYCLE` of that time. No widget code here: the
-refresher drives anything with ``refresh_if_changed()`` and ``refresh_cpu_s``.
+Appends arrive on TensorFlow's threads and cost them nothing here: the refresher thread polls
+the recorder once per ``interval`` and reads the rows it has not seen yet, refreshing the panel
+when there are some, and waiting longer when a refresh costs more than :data:`DUTY_CYCLE` of that
+time. No widget code here: the refresher drives anything with ``refresh_if_changed()`` and
+``refresh_cpu_s``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from collections import deque
 from typing import Any, Protocol
 
 from ...model.records import Invocation
-from ...recording.recorder import Recorder, Subscription
-from .state import E_SEQ, entry, view
+from ...recording.recorder import Recorder
+from .state import E_SEQ, entries_from_rows, view
 
 #: Seconds between two refreshes at least (4 per second at most), whatever the rate of appends.
 DEFAULT_INTERVAL = 0.25
@@ -25,69 +26,46 @@ DUTY_CYCLE = 0.01
 
 
 class Mirror:
-    """The panel's own copy of the recorder's newest records, fed by a listener.
+    """The panel's own copy of the recorder's newest records, read by polling.
 
     Reading ``recorder.invocations()`` at every refresh would build one view object per stored
-    record, 10,000 of them several times a second, all alive at once (milliseconds of work,
-    and garbage that sets the collector off on the user's threads). Instead the listener is a
-    bare ``deque.append`` (no Python frame on TensorFlow's threads) that queues the view the
-    recorder made for it anyway, for one refresh interval at most; :meth:`entries` turns the
-    queue into entries of plain values (:class:`~.state.Entry`), kept in a deque as long as the
-    ring buffer, so sorting needs no view at all.
+    record, 10,000 of them several times a second. A listener would cost every call a Python
+    path on TensorFlow's threads (the recorder's fast path stores rows only while nobody
+    listens). Instead :meth:`entries` asks the recorder for the rows stored since it last
+    looked (:meth:`Recorder.rows_since`) and keeps them as entries of plain values
+    (:class:`~.state.Entry`), as many as the ring buffer holds, so sorting needs no view at all.
     """
 
-    def __init__(self, recorder: Recorder, live: bool) -> None:
+    def __init__(self, recorder: Recorder) -> None:
         self._recorder = recorder
-        self._live = live  # False: the recorder cannot change (loaded from disk)
-        self._subscription: Subscription | None = None
-        self._sync()
-
-    def _sync(self) -> None:
-        """Start from a snapshot: at first, and after the recorder was cleared or resized."""
-        self.close()
-        recorder = self._recorder
         self._capacity = recorder.capacity
-        self._arrived: deque[Invocation] = deque(maxlen=self._capacity)
-        if self._live:
-            self._subscription = recorder.subscribe(self._arrived.append)
-        self._total = recorder.total  # records the mirror has seen, evicted ones included
-        entries = [entry(inv) for inv in recorder.invocations()]  # after subscribing: no gap
-        self._entries: deque[tuple[Any, ...]] = deque(entries, maxlen=self._capacity)
-        #: Calls stored while (re)subscribing are both in the snapshot and in the queue.
-        self._in_snapshot = {e[E_SEQ] for e in entries} if self._live else set()
+        self._seen = 0  # records the mirror has read, evicted ones included
+        self._clears = -1  # the recorder's clear() count when last read: -1, never read
+        self._entries: deque[tuple[Any, ...]] = deque(maxlen=self._capacity)
 
     @property
     def changed(self) -> bool:
-        """Calls arrived, or the recorder was cleared, since :meth:`entries` last ran."""
-        return bool(self._arrived) or self._recorder.total < self._total
+        """Calls arrived, or the recorder was cleared or resized, since :meth:`entries` last ran."""
+        recorder = self._recorder
+        return (recorder.total != self._seen or recorder.clears != self._clears
+                or recorder.capacity != self._capacity)
 
     def entries(self) -> list[tuple[Any, ...]]:
         """The newest records as entries, oldest first (more may arrive while this runs)."""
-        popleft, fresh = self._arrived.popleft, []
-        seen = self._in_snapshot
-        try:
-            while True:
-                invocation = popleft()
-                if invocation.seq not in seen:
-                    fresh.append(entry(invocation))
-        except IndexError:
-            pass
-        self._total += len(fresh)
         recorder = self._recorder
-        if recorder.capacity != self._capacity or recorder.total < self._total:  # cleared, resized
-            self._sync()
-        else:
-            self._entries.extend(fresh)
+        if recorder.capacity != self._capacity:
+            self._capacity = recorder.capacity
+            self._entries = deque(self._entries, maxlen=self._capacity)
+        rows, self._seen, clears = recorder.rows_since(self._seen, self._clears)
+        if clears != self._clears:  # cleared since (or never read): the rows are all there is
+            self._entries.clear()
+            self._clears = clears
+        self._entries.extend(entries_from_rows(rows))
         return list(self._entries)
 
     def find(self, seq: int) -> Invocation | None:
-        """A record the panel has shown (leaves the queue for the next refresh)."""
+        """A record the panel has shown."""
         return next((view(e) for e in reversed(list(self._entries)) if e[E_SEQ] == seq), None)
-
-    def close(self) -> None:
-        if self._subscription is not None:
-            self._subscription.close()
-            self._subscription = None
 
 
 class Refreshable(Protocol):

@@ -8,16 +8,19 @@ the whole message).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from operator import itemgetter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import repeat
+from operator import is_not, itemgetter
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from ...model.jsonable import json_safe
 from ...model.records import (
+    C_DURATION_NS,
     C_ERROR,
     C_PROCESS,
+    C_SEQ,
     C_SITE,
     C_START_NS,
     C_THREAD_ID,
@@ -58,8 +61,12 @@ SORT_KEYS: dict[str, Callable[[tuple[Any, ...]], Any]] = {
 }
 
 
-def entry(invocation: Invocation) -> tuple[Any, ...]:
-    return (invocation.seq, invocation.duration_ns, invocation.row())
+_ROW_SEQ, _ROW_DURATION = itemgetter(C_SEQ), itemgetter(C_DURATION_NS)
+
+
+def entries_from_rows(rows: list[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    """Entries of the recorder's rows (no Python frame per row: the refresher reads thousands)."""
+    return zip(map(_ROW_SEQ, rows), map(_ROW_DURATION, rows), rows, strict=True)
 
 
 def view(entry: tuple[Any, ...]) -> Invocation:
@@ -342,71 +349,117 @@ def timeline(
     ``window`` is ``[from, to]`` in ns after ``origin_ns`` (empty: every call). When more than
     ``max_bars`` calls fall in it, calls of a lane that are closer than a pixel of the drawn
     window merge into one bar (its ``calls`` says how many, its flags are theirs together).
+    Lanes and functions are numbered in the order their first call appears. Column-wise (numpy):
+    the panel redraws it several times a second from 10,000 calls while the user's loop runs.
     """
     if origin_ns is None or not entries:
         return {"lanes": [], "functions": [], "bars": [], "start": 0, "end": 0, "window": [], "merged": False}
-    lanes: dict[tuple[Any, int], int] = {}
-    lane_labels: list[dict[str, str]] = []
-    functions: dict[str, int] = {}
-    calls: list[list[int]] = []
-    first, last = None, None
+    rows = list(map(_ENTRY_ROW, entries))
+    starts, ends = _offsets(rows, np.fromiter(map(_ENTRY_DURATION, entries), np.int64, len(entries)), origin_ns)
+    first, last = starts.min().item(), ends.max().item()
     low, high = (window[0], window[1]) if len(window) == 2 else (None, None)
-    for e in entries:
-        row = e[E_ROW]
-        start = row[C_START_NS] - origin_ns
-        end = start + e[E_DURATION_NS]
-        first = start if first is None or start < first else first
-        last = end if last is None or end > last else last
-        if low is not None and high is not None and (end < low or start > high):
-            continue
-        key = (row[C_PROCESS], row[C_THREAD_ID])
-        lane = lanes.get(key)
-        if lane is None:
-            lane = lanes[key] = len(lane_labels)
-            lane_labels.append({"thread": row[C_THREAD_NAME], "process": ProcessInfo(*row[C_PROCESS]).label})
-        name = row[C_SITE][S_FUNC_NAME]
-        function = functions.setdefault(name, len(functions))
-        flags = (BAR_VIOLATION if row[C_VIOLATIONS] else 0) | (BAR_ERROR if row[C_ERROR] is not None else 0)
-        calls.append([lane, start, end, e[E_SEQ], flags, 1, function])
-    shown_low = low if low is not None else (first or 0)
-    shown_high = high if high is not None else (last or 0)
+    if low is not None and high is not None:
+        inside = np.flatnonzero((ends >= low) & (starts <= high))
+        starts, ends = starts[inside], ends[inside]
+        entries = [entries[i] for i in inside.tolist()]
+        rows = [rows[i] for i in inside.tolist()]
+    lane_keys = list(zip(map(_PROCESS, rows), map(_THREAD_ID, rows), strict=True))
+    lane_of = {key: lane for lane, key in enumerate(dict.fromkeys(lane_keys))}
+    lanes = np.fromiter(map(lane_of.__getitem__, lane_keys), np.int64, len(rows))
+    lane_labels = [  # each lane's first call names it
+        {"thread": rows[first][C_THREAD_NAME], "process": ProcessInfo(*lane_keys[first][0]).label}
+        for first in np.unique(lanes, return_index=True)[1].tolist()
+    ]
+    names = list(map(_FUNC_NAME, map(_SITE, rows)))
+    function_of = {name: index for index, name in enumerate(dict.fromkeys(names))}
+    calls = _Calls(
+        lanes, starts, ends, np.fromiter(map(_ENTRY_SEQ, entries), np.int64, len(entries)),
+        np.fromiter(map(bool, map(_VIOLATIONS, rows)), bool, len(rows)) * BAR_VIOLATION
+        | np.fromiter(map(is_not, map(_ERROR, rows), repeat(None)), bool, len(rows)) * BAR_ERROR,
+        np.fromiter(map(function_of.__getitem__, names), np.int64, len(rows)),
+    )
+    shown_low = low if low is not None else first
+    shown_high = high if high is not None else last
     bars, merged = _fit_bars(calls, max(1.0, float(shown_high) - float(shown_low)), max_bars)
     return {
         "lanes": lane_labels,
-        "functions": list(functions),
+        "functions": list(function_of),
         "bars": bars,
-        "start": first or 0,
-        "end": last or 0,
+        "start": first,
+        "end": last,
         "window": [shown_low, shown_high],
         "merged": merged,
     }
 
 
-def _fit_bars(calls: list[list[int]], span: float, max_bars: int) -> tuple[list[list[int]], bool]:
-    """At most ``max_bars`` bars: neighbours closer than a pixel merge, then closer than two ..."""
-    if len(calls) <= max_bars:
-        return sorted(calls, key=itemgetter(BAR_LANE, BAR_START)), False
-    calls.sort(key=itemgetter(BAR_LANE, BAR_START))
+_ENTRY_ROW, _ENTRY_SEQ, _ENTRY_DURATION = itemgetter(E_ROW), itemgetter(E_SEQ), itemgetter(E_DURATION_NS)
+_START, _PROCESS, _THREAD_ID = itemgetter(C_START_NS), itemgetter(C_PROCESS), itemgetter(C_THREAD_ID)
+_SITE, _FUNC_NAME = itemgetter(C_SITE), itemgetter(S_FUNC_NAME)
+_VIOLATIONS, _ERROR = itemgetter(C_VIOLATIONS), itemgetter(C_ERROR)
+
+
+def _offsets(rows: list[tuple[Any, ...]], durations: np.ndarray[Any, Any], origin_ns: int) -> tuple[Any, Any]:
+    """Start and end times after ``origin_ns``: int64, or float64 for times a file put so far
+    apart that their differences (or ends) leave int64 (still exact to the pixel)."""
+    starts = np.fromiter(map(_START, rows), np.int64, len(rows))  # a file's times are int64
+    reach = max(abs(int(starts.max()) - origin_ns), abs(int(starts.min()) - origin_ns)) + int(durations.max())
+    if reach < 1 << 62:
+        starts -= origin_ns
+    else:
+        starts, durations = starts.astype(np.float64) - origin_ns, durations.astype(np.float64)
+    return starts, starts + durations
+
+
+class _Calls(NamedTuple):
+    """The timeline's calls, column-wise, in entry order."""
+
+    lanes: np.ndarray[Any, Any]
+    starts: np.ndarray[Any, Any]
+    ends: np.ndarray[Any, Any]
+    seqs: np.ndarray[Any, Any]
+    flags: np.ndarray[Any, Any]
+    functions: np.ndarray[Any, Any]
+
+
+def _fit_bars(calls: _Calls, span: float, max_bars: int) -> tuple[list[list[Any]], bool]:
+    """At most ``max_bars`` bars: neighbours closer than a pixel merge, then closer than two ...
+
+    Calls are ordered by lane, then start (ties in entry order). A call joins the bar before it
+    when it is on the same lane and starts less than the gap after the latest end in that lane
+    so far (the bar's end: a later bar starts after every earlier end of its lane).
+    """
+    order = np.lexsort((calls.starts, calls.lanes))
+    lanes, starts, ends = calls.lanes[order], calls.starts[order], calls.ends[order]
+    seqs, flags, functions = calls.seqs[order], calls.flags[order], calls.functions[order]
+    count = len(order)
+    if count <= max_bars:
+        return _bars((lanes, starts, ends, seqs, flags, np.ones(count, np.int64), functions)), False
+    lane_begins = np.flatnonzero(np.r_[True, lanes[1:] != lanes[:-1]])
+    latest_end = np.empty_like(ends)  # the latest end in the lane before each call
+    for begin, stop in zip(lane_begins.tolist(), [*lane_begins[1:].tolist(), count], strict=True):
+        latest_end[begin] = starts[begin]
+        np.maximum.accumulate(ends[begin:stop - 1], out=latest_end[begin + 1:stop])
+    new_lane = np.zeros(count, bool)
+    new_lane[lane_begins] = True
     gap = span / TIMELINE_PIXELS
-    bars = calls
     for _ in range(40):
-        bars = _merge_close(calls, gap)
-        if len(bars) <= max_bars:
+        begins = np.flatnonzero(new_lane | (starts - latest_end >= gap))
+        if len(begins) <= max_bars:
             break
         gap *= 2
-    return bars[-max_bars:], True
+    begins = begins[-max_bars:]
+    if len(begins) and begins[0] > 0:  # the oldest bars left out: their calls go with them
+        lanes, starts, ends, seqs, flags, functions = (
+            column[begins[0]:] for column in (lanes, starts, ends, seqs, flags, functions))
+        begins = begins - begins[0]
+    sizes = np.diff(np.r_[begins, len(lanes)])
+    mixed = np.minimum.reduceat(functions, begins) != np.maximum.reduceat(functions, begins)
+    return _bars((
+        lanes[begins], starts[begins], np.maximum.reduceat(ends, begins), seqs[begins],
+        np.bitwise_or.reduceat(flags, begins), sizes, np.where(mixed, -1, functions[begins]),
+    )), True
 
 
-def _merge_close(calls: list[list[int]], gap: float) -> list[list[int]]:
-    bars: list[list[int]] = []
-    for call in calls:
-        previous = bars[-1] if bars else None
-        if previous is not None and previous[BAR_LANE] == call[BAR_LANE] and call[BAR_START] - previous[BAR_END] < gap:
-            previous[BAR_END] = max(previous[BAR_END], call[BAR_END])
-            previous[BAR_FLAGS] |= call[BAR_FLAGS]
-            previous[BAR_CALLS] += call[BAR_CALLS]
-            if previous[BAR_FUNCTION] != call[BAR_FUNCTION]:
-                previous[BAR_FUNCTION] = -1
-        else:
-            bars.append(list(call))
-    return bars
+def _bars(columns: tuple[np.ndarray[Any, Any], ...]) -> list[list[Any]]:
+    """Bars as the front-end reads them: one list of plain numbers per bar, in BAR_* order."""
+    return [list(bar) for bar in zip(*(column.tolist() for column in columns), strict=True)]

@@ -19,7 +19,6 @@ import os
 import sys
 import threading
 import time
-import weakref
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -114,8 +113,7 @@ class TracePanel(anywidget.AnyWidget):
             vars(self).update(_esm=str(type(self)._esm), _css=str(type(self)._css))
         super().__init__(page_size=page_size, capacity=recorder.capacity, live=not recorder.read_only)
         self._updating = False
-        self._mirror = Mirror(recorder, live=not recorder.read_only)
-        weakref.finalize(self, self._mirror.close)  # a forgotten panel stops listening too
+        self._mirror = Mirror(recorder)
         self.on_msg(_handle_message)
         self.refresh()
         self._refresher = None if recorder.read_only else Refresher(
@@ -242,12 +240,10 @@ class TracePanel(anywidget.AnyWidget):
         return bundle
 
     def close(self) -> None:
-        """Stop live updates (unsubscribe, end the refresher thread) and close the widget."""
+        """Stop live updates (end the refresher thread) and close the widget."""
         refresher = getattr(self, "_refresher", None)
         if refresher is not None:
             refresher.stop()
-        if hasattr(self, "_mirror"):
-            self._mirror.close()
         super().close()
 
     def __del__(self) -> None:
