@@ -117,6 +117,16 @@ def test_every_byte_and_large_sampled_arrays() -> None:
     _same(scale, lambda: _views(120, size=100_000), byte_checks="every-call")
 
 
+def test_the_compiled_core_hashes_array_memory_with_xxhash_itself() -> None:
+    """It calls python-xxhash's own XXH3 on the arrays' memory (found and checked at import),
+    and gets the reference core's fingerprints at every size, around XXH3's size classes and
+    the sampling threshold, whole and sampled."""
+    assert probe_module.CORE_HASHES_DIRECTLY
+    for size in (1, 4, 60, 61, 64, 1_000, 16_383, 16_384, 16_385):
+        _same(scale, lambda size=size: _views(110, size=size))
+        _same(scale, lambda size=size: _views(20, size=size), byte_checks="every-call")
+
+
 def mutate(x: np.ndarray) -> np.ndarray:
     x[0] = -1
     return x + 1

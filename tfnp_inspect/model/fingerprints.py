@@ -31,6 +31,21 @@ def fingerprint(value: Any) -> int:
     return _object_fingerprint(np.array([value], dtype=object))
 
 
+def xxh3_function_address() -> int:
+    """Where python-xxhash's own ``XXH3_64bits`` is in memory, or 0 where its module does not
+    export it: the compiled core hashes an array's memory with it directly (no buffer export and
+    no Python call per array). The core checks it against ``xxh3_64_intdigest`` before use."""
+    import ctypes
+
+    from xxhash import _xxhash  # pyright: ignore[reportMissingModuleSource] - the compiled module
+
+    try:
+        function = ctypes.CDLL(_xxhash.__file__).XXH3_64bits  # the loaded module: no second copy
+    except (OSError, AttributeError, TypeError):
+        return 0
+    return ctypes.cast(function, ctypes.c_void_p).value or 0
+
+
 #: Arrays from this size on may be fingerprinted by sampling (see :func:`sampled_fingerprint`).
 SAMPLED_MIN_BYTES = 64 << 10
 SAMPLE_BLOCKS = 16

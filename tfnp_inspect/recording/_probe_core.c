@@ -49,6 +49,9 @@ static const char *ROW_FIELDS[] = {
 static PyObject *xxh3, *py_describe, *perf_counter_ns, *seq_counter, *thread_name_fn,
     *switches, *records_dict, *output_refcounts, *rows_of, *deliver_rest, *reference_call;
 static PyTypeObject *ndarray_type, *tensor_wrapper_type;
+/* python-xxhash's own XXH3_64bits (fingerprints.xxh3_function_address), NULL where it is not
+ * exported or does not give what xxhash.xxh3_64_intdigest gives: then `xxh3` is called. */
+static unsigned long long (*xxh3_direct)(const void *, size_t);
 static long long wall_offset_ns;
 static Py_ssize_t sampled_min_bytes, copy_hint_min_bytes, sample_elements, unhashed_from_bytes, sample_blocks,
     sample_block_bytes, sample_window_bytes;
@@ -202,29 +205,72 @@ stats_sample(PyArrayObject *array, Py_ssize_t size, long *bits)
     return sample;
 }
 
-/* fingerprints.sampled_fingerprint: xxh3 of 16 blocks spread over a C-contiguous array's bytes,
- * then a window that moves with `turn` (the same bytes in the same order, so the same hash). */
-static PyObject *
-sampled_fingerprint(PyArrayObject *array, long turn)
+/* xxh3 of `size` bytes through the Python callable (when there is no direct XXH3). */
+static int
+hash_by_call(const char *data, Py_ssize_t size, PyObject *array, unsigned long long *hash)
+{
+    PyObject *bytes = array != NULL ? Py_NewRef(array) : PyBytes_FromStringAndSize(data, size);
+    PyObject *digest = bytes != NULL ? PyObject_CallOneArg(xxh3, bytes) : NULL;
+    Py_XDECREF(bytes);
+    if (digest == NULL) {
+        return -1;
+    }
+    *hash = PyLong_AsUnsignedLongLong(digest);
+    Py_DECREF(digest);
+    return *hash == (unsigned long long)-1 && PyErr_Occurred() ? -1 : 0;
+}
+
+/* The fingerprint of a plain C-contiguous array, as fingerprints.fingerprint (whole) or
+ * fingerprints.sampled_fingerprint (sampled: 16 blocks spread over its bytes, then a window
+ * that moves with `turn`; the same bytes in the same order, so the same hash) give it.
+ * Arrays of sampled_min_bytes or more are hashed without the GIL, so that the other threads
+ * of a parallel tf.data map run meanwhile; this call holds a reference to the array. */
+static int
+array_hash(PyArrayObject *array, int sampled, long turn, unsigned long long *hash)
 {
     const char *data = PyArray_BYTES(array);
     Py_ssize_t size = PyArray_NBYTES(array);
-    Py_ssize_t step = (size - sample_block_bytes) / (sample_blocks - 1);
-    Py_ssize_t windows = (size + sample_window_bytes - 1) / sample_window_bytes;
-    Py_ssize_t start = (turn % windows) * sample_window_bytes;
-    Py_ssize_t window = size - start < sample_window_bytes ? size - start : sample_window_bytes;
-    PyObject *sample = PyBytes_FromStringAndSize(NULL, sample_blocks * sample_block_bytes + window);
-    if (sample == NULL) {
-        return NULL;
+    char *sample = NULL;
+    Py_ssize_t length = size;
+    if (sampled) {
+        Py_ssize_t step = (size - sample_block_bytes) / (sample_blocks - 1);
+        Py_ssize_t windows = (size + sample_window_bytes - 1) / sample_window_bytes;
+        Py_ssize_t start = (turn % windows) * sample_window_bytes;
+        Py_ssize_t window = size - start < sample_window_bytes ? size - start : sample_window_bytes;
+        length = sample_blocks * sample_block_bytes + window;
+        sample = PyMem_Malloc((size_t)length);
+        if (sample == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        int unlocked = xxh3_direct != NULL;
+        PyThreadState *state = unlocked ? PyEval_SaveThread() : NULL;
+        for (Py_ssize_t i = 0; i < sample_blocks; i++) {
+            memcpy(sample + i * sample_block_bytes, data + i * step, (size_t)sample_block_bytes);
+        }
+        memcpy(sample + sample_blocks * sample_block_bytes, data + start, (size_t)window);
+        if (unlocked) {
+            *hash = xxh3_direct(sample, (size_t)length);
+            PyEval_RestoreThread(state);
+            PyMem_Free(sample);
+            return 0;
+        }
+        int failed = hash_by_call(sample, length, NULL, hash);
+        PyMem_Free(sample);
+        return failed;
     }
-    char *out = PyBytes_AS_STRING(sample);
-    for (Py_ssize_t i = 0; i < sample_blocks; i++) {
-        memcpy(out + i * sample_block_bytes, data + i * step, (size_t)sample_block_bytes);
+    if (xxh3_direct == NULL) {
+        return hash_by_call(data, size, (PyObject *)array, hash);
     }
-    memcpy(out + sample_blocks * sample_block_bytes, data + start, (size_t)window);
-    PyObject *fingerprint = PyObject_CallOneArg(xxh3, sample);
-    Py_DECREF(sample);
-    return fingerprint;
+    if (size >= sampled_min_bytes) {
+        Py_BEGIN_ALLOW_THREADS
+        *hash = xxh3_direct(data, (size_t)size);
+        Py_END_ALLOW_THREADS
+    }
+    else {
+        *hash = xxh3_direct(data, (size_t)size);
+    }
+    return 0;
 }
 
 /* arrays.describe for a plain C-contiguous ndarray; any other value goes to the Python one. */
@@ -255,7 +301,8 @@ describe(PyObject *value, long capture, PyObject *alias, int copy_check, long tu
     if (hashed) {
         Py_DECREF(fingerprint);
         int sampled = turn >= 0 && nbytes >= sampled_min_bytes;
-        fingerprint = sampled ? sampled_fingerprint(array, turn) : PyObject_CallOneArg(xxh3, value);
+        unsigned long long hash;
+        fingerprint = array_hash(array, sampled, turn, &hash) < 0 ? NULL : PyLong_FromUnsignedLongLong(hash);
         if (fingerprint == NULL) {
             goto fail;
         }
@@ -733,19 +780,13 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
             if (roots[i] == NULL) {
                 continue;
             }
-            PyObject *now = raw_flags(PyTuple_GET_ITEM(raw_inputs, i)) & flag_sampled
-                                ? sampled_fingerprint((PyArrayObject *)values[i], turn)
-                                : PyObject_CallOneArg(xxh3, values[i]);
-            if (now == NULL) {
+            PyObject *raw = PyTuple_GET_ITEM(raw_inputs, i);
+            unsigned long long now, before = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(raw, A_FINGERPRINT));
+            if ((before == (unsigned long long)-1 && PyErr_Occurred())
+                || array_hash((PyArrayObject *)values[i], (raw_flags(raw) & flag_sampled) != 0, turn, &now) < 0) {
                 goto done;
             }
-            int same = PyObject_RichCompareBool(now, PyTuple_GET_ITEM(PyTuple_GET_ITEM(raw_inputs, i), A_FINGERPRINT),
-                                                Py_EQ);
-            Py_DECREF(now);
-            if (same < 0) {
-                goto done;
-            }
-            mutated = !same && (PyArray_FLAGS((PyArrayObject *)values[i]) & NPY_ARRAY_WRITEABLE);
+            mutated = now != before && (PyArray_FLAGS((PyArrayObject *)values[i]) & NPY_ARRAY_WRITEABLE);
         }
         if (mutated) {  /* the reference check words the violations (and handles sampled arrays) */
             PyObject *turn_now = PyLong_FromLong(turn);
@@ -976,7 +1017,28 @@ take_number(PyObject *kwargs, const char *name, long long *out)
     return *out == -1 && PyErr_Occurred() ? -1 : 0;
 }
 
-/* init(**objects): what probe.py hands over once, at import. */
+/* Call XXH3 at `address` from now on, if it hashes a probe text as `xxh3` does (else, or for 0,
+ * keep calling `xxh3`). */
+static int
+use_direct_xxh3(Py_uintptr_t address)
+{
+    static const char text[] = "tfnp_inspect: the compiled core's direct XXH3, checked at init";
+    xxh3_direct = NULL;
+    if (address == 0) {
+        return 0;
+    }
+    unsigned long long (*candidate)(const void *, size_t) = (unsigned long long (*)(const void *, size_t))address;
+    unsigned long long expected;
+    if (hash_by_call(text, (Py_ssize_t)sizeof(text), NULL, &expected) < 0) {
+        return -1;
+    }
+    if (candidate(text, sizeof(text)) == expected) {
+        xxh3_direct = candidate;
+    }
+    return 0;
+}
+
+/* init(**objects): what probe.py hands over once, at import. True when XXH3 is called directly. */
 static PyObject *
 core_init(PyObject *module, PyObject *args, PyObject *kwargs)
 {
@@ -986,7 +1048,7 @@ core_init(PyObject *module, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     PyObject *ndarray = NULL;
-    long long numbers[16];
+    long long numbers[17];
     if (take(kwargs, "ndarray", &ndarray) < 0 || take(kwargs, "xxh3", &xxh3) < 0
         || take(kwargs, "describe", &py_describe) < 0 || take(kwargs, "perf_counter_ns", &perf_counter_ns) < 0
         || take(kwargs, "seq", &seq_counter) < 0
@@ -1009,7 +1071,8 @@ core_init(PyObject *module, PyObject *args, PyObject *kwargs)
         || take_number(kwargs, "unhashed_from_bytes", &numbers[12]) < 0
         || take_number(kwargs, "sample_blocks", &numbers[13]) < 0
         || take_number(kwargs, "sample_block_bytes", &numbers[14]) < 0
-        || take_number(kwargs, "sample_window_bytes", &numbers[15]) < 0) {
+        || take_number(kwargs, "sample_window_bytes", &numbers[15]) < 0
+        || take_number(kwargs, "xxh3_address", &numbers[16]) < 0) {
         Py_XDECREF(ndarray);
         return NULL;
     }
@@ -1037,15 +1100,19 @@ core_init(PyObject *module, PyObject *args, PyObject *kwargs)
     sample_blocks = (Py_ssize_t)numbers[13];
     sample_block_bytes = (Py_ssize_t)numbers[14];
     sample_window_bytes = (Py_ssize_t)numbers[15];
+    if (use_direct_xxh3((Py_uintptr_t)numbers[16]) < 0) {
+        return NULL;
+    }
     initialized = 1;
-    Py_RETURN_NONE;
+    return PyBool_FromLong(xxh3_direct != NULL);
 }
 
 static PyMethodDef core_methods[] = {
     {"call", (PyCFunction)(void (*)(void))core_call, METH_FASTCALL,
      "call(probe, func, args, plan, eager_inputs=()): CallProbe.call for the common calls."},
     {"init", (PyCFunction)(void (*)(void))core_init, METH_VARARGS | METH_KEYWORDS,
-     "init(**objects): the Python objects and constants the core uses (from probe.py)."},
+     "init(**objects): the Python objects and constants the core uses (from probe.py); True when it calls "
+     "XXH3 directly."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -39,6 +39,7 @@ from ..model.fingerprints import (
     alias_root,
     fingerprint,
     sampled_fingerprint,
+    xxh3_function_address,
 )
 from ..model.records import (
     A_DTYPE,
@@ -708,26 +709,27 @@ def _deliver_rest(plan: active.Plan, row: tuple) -> None:
     active.deliver_rest(plan, Invocation.from_row(row))
 
 
-def _compiled_core() -> Callable[..., Any] | None:
+def _compiled_core() -> tuple[Callable[..., Any] | None, bool]:
     """The C twin of :meth:`CallProbe.call` (``_probe_core.c``), unless TFNP_INSPECT_CORE says
-    'python'; 'compiled' makes a missing or stale build an error instead of a fallback."""
+    'python'; 'compiled' makes a missing or stale build an error instead of a fallback. And
+    whether it calls XXH3 directly (else through ``xxhash.xxh3_64_intdigest``)."""
     wanted = os.environ.get("TFNP_INSPECT_CORE", "auto")
     if wanted not in CORE_CHOICES:
         raise ValueError(messages.core_choice_message(wanted, CORE_CHOICES))
     if wanted == "python":
-        return None
+        return None, False
     try:
         from . import _probe_core  # type: ignore[attr-defined]  # built by setup.py; optional
     except ImportError as exc:
         if wanted == "compiled":
             raise ImportError(messages.core_missing_message(str(exc))) from exc
-        return None
+        return None, False
     layouts = (FastPath._fields, records.CallRow._fields, records.RawArray._fields)
     if layouts != (_probe_core.FAST_FIELDS, _probe_core.ROW_FIELDS, _probe_core.ARRAY_FIELDS):
         if wanted == "compiled":
             raise ImportError(messages.core_missing_message("it was built for another version of probe.py"))
-        return None
-    _probe_core.init(
+        return None, False
+    direct_hash = _probe_core.init(
         ndarray=np.ndarray, xxh3=_xxh3, describe=describe, perf_counter_ns=_perf_ns, seq=_seq,
         thread_name=_thread_name, switches=switches, records=vars(records),
         output_refcounts=_output_refcounts, rows_of=_rows_of, deliver_rest=_deliver_rest,
@@ -738,14 +740,17 @@ def _compiled_core() -> Callable[..., Any] | None:
         flag_shares_tensor=FLAG_SHARES_TENSOR, flag_stats_exact=records.FLAG_STATS_EXACT,
         flag_buffer_hash=FLAG_BUFFER_HASH, flag_sampled=FLAG_SAMPLED, unhashed_from_bytes=UNHASHED_FROM_BYTES,
         sample_blocks=SAMPLE_BLOCKS, sample_block_bytes=SAMPLE_BLOCK_BYTES, sample_window_bytes=SAMPLE_WINDOW_BYTES,
+        xxh3_address=xxh3_function_address(),
     )
-    return _probe_core.call
+    return _probe_core.call, bool(direct_hash)
 
 
 CORE_CHOICES = ("auto", "compiled", "python")
-_compiled_call = _compiled_core()
+_compiled_call, _direct_hash = _compiled_core()
 #: Which per-call core runs: 'compiled' (the C twin) or 'python' (the reference implementation).
 CORE = "python" if _compiled_call is None else "compiled"
+#: Whether the compiled core calls python-xxhash's XXH3 on array memory directly.
+CORE_HASHES_DIRECTLY = _direct_hash
 #: ``call_probe(probe, func, args, plan, eager_inputs=())``: what the hooks call for every call.
 call_probe: Callable[..., Any] = CallProbe.call if _compiled_call is None else _compiled_call
 
