@@ -36,12 +36,14 @@ def xxh3_function_address() -> int:
     export it: the compiled core hashes an array's memory with it directly (no buffer export and
     no Python call per array). The core checks it against ``xxh3_64_intdigest`` before use."""
     import ctypes
+    import importlib
 
-    from xxhash import _xxhash  # pyright: ignore[reportMissingModuleSource] - the compiled module
-
+    path: str | None = getattr(importlib.import_module("xxhash._xxhash"), "__file__", None)
+    if path is None:
+        return 0
     try:
-        function = ctypes.CDLL(_xxhash.__file__).XXH3_64bits  # the loaded module: no second copy
-    except (OSError, AttributeError, TypeError):
+        function = ctypes.CDLL(path).XXH3_64bits  # the module already loaded: no second copy
+    except (OSError, AttributeError):
         return 0
     return ctypes.cast(function, ctypes.c_void_p).value or 0
 
