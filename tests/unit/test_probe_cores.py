@@ -127,6 +127,35 @@ def test_the_compiled_core_hashes_array_memory_with_xxhash_itself() -> None:
         _same(scale, lambda size=size: _views(20, size=size), byte_checks="every-call")
 
 
+@pytest.mark.parametrize("core", ["reference", "compiled"])
+def test_thread_names_are_threadings_at_every_call(core: str) -> None:
+    """Each row names its thread as threading.current_thread() does at that call: a renamed
+    thread under its new name, a thread threading never saw under the dummy name it gets."""
+    import _thread
+    import threading
+
+    call = CallProbe.call if core == "reference" else compiled
+    recorder = Recorder()
+    plan = active.Plan.of((recorder,))
+    probe = _probe(scale, FLOAT32, True, None, ORIGIN_DECLARED)
+
+    def calls() -> None:
+        call(probe, scale, [np.ones(4, np.float32)], plan)
+        threading.current_thread().name = "renamed"
+        call(probe, scale, [np.ones(4, np.float32)], plan)
+
+    worker = threading.Thread(target=calls, name="worker")
+    worker.start()
+    worker.join()
+    foreign_done = threading.Event()
+    _thread.start_new_thread(lambda: (call(probe, scale, [np.ones(4, np.float32)], plan), foreign_done.set()), ())
+    assert foreign_done.wait(30)
+    names = [row[C_THREAD_NAME] for row in recorder._buffer]
+    assert names[:2] == ["worker", "renamed"]
+    assert names[2].startswith("Dummy-")
+    assert [row[C_THREAD_ID] for row in recorder._buffer][:2] == [worker.ident] * 2
+
+
 def mutate(x: np.ndarray) -> np.ndarray:
     x[0] = -1
     return x + 1

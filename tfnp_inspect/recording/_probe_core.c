@@ -46,7 +46,7 @@ static const char *ROW_FIELDS[] = {
 };
 
 /* What init() hands over (strong references, kept for the process's life). */
-static PyObject *xxh3, *py_describe, *perf_counter_ns, *seq_counter, *thread_name_fn,
+static PyObject *xxh3, *py_describe, *perf_counter_ns, *seq_counter, *thread_name_fn, *threads,
     *switches, *records_dict, *output_refcounts, *rows_of, *deliver_rest, *reference_call;
 static PyTypeObject *ndarray_type, *tensor_wrapper_type;
 /* python-xxhash's own XXH3_64bits (fingerprints.xxh3_function_address), NULL where it is not
@@ -60,7 +60,7 @@ static long flag_c_contiguous, flag_writeable, flag_shares_tensor, flag_stats_ex
     flag_sampled;
 static int initialized;
 
-static PyObject *s_fast, *s_snapshot, *s_check_state, *s_thread_name_key, *s_kept_outputs, *s_version,
+static PyObject *s_fast, *s_snapshot, *s_check_state, *s_name, *s_kept_outputs, *s_version,
     *s_process, *s_store, *s_hot, *s_trim, *s_record_failure, *s_check_retained_inputs, *s_check_kept_outputs,
     *s_find_mutations, *s_check_tout, *s_check_shapes, *s_check_determinism, *s_copied_hint;
 
@@ -496,25 +496,18 @@ store(PyObject *sinks, PyObject *row, int has_violations)
     return 0;
 }
 
-/* The calling thread's name, as probe._thread_name caches it: once per thread, here in the thread
- * state's own dict (a new thread has a new one, so a reused ident never finds an old name). */
+/* The calling thread's name, as probe._thread_name reads it (threading.current_thread().name):
+ * the thread threading knows under this ident, else the Python function, whose current_thread()
+ * makes the dummy thread that threading knows from then on. Nothing cached per thread: TF calls
+ * under a thread state made for each call. */
 static PyObject *
-thread_name(void)
+thread_name(PyObject *ident)
 {
-    PyObject *cache = PyThreadState_GetDict();
-    PyObject *name = cache != NULL ? PyDict_GetItemWithError(cache, s_thread_name_key) : NULL;
-    if (name != NULL) {
-        Py_INCREF(name);
-        return name;
+    PyObject *thread = PyDict_GetItemWithError(threads, ident);
+    if (thread != NULL) {
+        return PyObject_GetAttr(thread, s_name);
     }
-    if (PyErr_Occurred()) {
-        return NULL;
-    }
-    name = PyObject_CallNoArgs(thread_name_fn);
-    if (name != NULL && cache != NULL && PyDict_SetItem(cache, s_thread_name_key, name) < 0) {
-        Py_CLEAR(name);
-    }
-    return name;
+    return PyErr_Occurred() ? NULL : PyObject_CallNoArgs(thread_name_fn);
 }
 
 /* time.perf_counter_ns(): CLOCK_MONOTONIC on Linux (what CPython reads there), else CPython's. */
@@ -928,8 +921,9 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
     PyTuple_SET_ITEM(row, R_SEQ, seq);
     Py_INCREF(PyTuple_GET_ITEM(fast, F_SITE_ROW));
     PyTuple_SET_ITEM(row, R_SITE, PyTuple_GET_ITEM(fast, F_SITE_ROW));
-    PyTuple_SET_ITEM(row, R_THREAD_ID, PyLong_FromUnsignedLong(PyThread_get_thread_ident()));
-    PyTuple_SET_ITEM(row, R_THREAD_NAME, thread_name());
+    PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+    PyTuple_SET_ITEM(row, R_THREAD_ID, ident);
+    PyTuple_SET_ITEM(row, R_THREAD_NAME, ident != NULL ? thread_name(ident) : NULL);
     PyTuple_SET_ITEM(row, R_START, PyLong_FromLongLong(start + wall_offset_ns));
     PyTuple_SET_ITEM(row, R_DURATION, PyLong_FromLongLong(duration));
     Py_INCREF(raw_inputs);
@@ -1052,7 +1046,8 @@ core_init(PyObject *module, PyObject *args, PyObject *kwargs)
     if (take(kwargs, "ndarray", &ndarray) < 0 || take(kwargs, "xxh3", &xxh3) < 0
         || take(kwargs, "describe", &py_describe) < 0 || take(kwargs, "perf_counter_ns", &perf_counter_ns) < 0
         || take(kwargs, "seq", &seq_counter) < 0
-        || take(kwargs, "thread_name", &thread_name_fn) < 0 || take(kwargs, "switches", &switches) < 0
+        || take(kwargs, "thread_name", &thread_name_fn) < 0 || take(kwargs, "threads", &threads) < 0
+        || take(kwargs, "switches", &switches) < 0
         || take(kwargs, "records", &records_dict) < 0 || take(kwargs, "output_refcounts", &output_refcounts) < 0
         || take(kwargs, "rows_of", &rows_of) < 0 || take(kwargs, "deliver_rest", &deliver_rest) < 0
         || take(kwargs, "reference_call", &reference_call) < 0
@@ -1077,7 +1072,7 @@ core_init(PyObject *module, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     /* sampling needs arrays of at least one block per sample (the Python twin assumes it too) */
-    if ((PyTypeObject *)ndarray != &PyArray_Type || !PyDict_Check(records_dict) || numbers[3] <= 0
+    if ((PyTypeObject *)ndarray != &PyArray_Type || !PyDict_Check(records_dict) || !PyDict_Check(threads) || numbers[3] <= 0
         || numbers[5] <= 0 || numbers[13] < 2 || numbers[15] <= 0 || numbers[1] < numbers[13] * numbers[14]) {
         Py_DECREF(ndarray);
         PyErr_SetString(PyExc_ValueError, "init(): not the numpy this core was built for, or bad constants");
@@ -1158,7 +1153,7 @@ PyInit__probe_core(void)
 {
     import_array();
     struct { PyObject **slot; const char *text; } strings[] = {
-        {&s_fast, "_fast"}, {&s_snapshot, "snapshot"}, {&s_check_state, "_check_state"}, {&s_thread_name_key, "tfnp_inspect.thread_name"},
+        {&s_fast, "_fast"}, {&s_snapshot, "snapshot"}, {&s_check_state, "_check_state"}, {&s_name, "name"},
         {&s_kept_outputs, "_kept_outputs"}, {&s_version, "version"}, {&s_process, "_process"},
         {&s_store, "store"}, {&s_hot, "_hot"}, {&s_trim, "_trim"}, {&s_record_failure, "_record_failure"},
         {&s_check_retained_inputs, "_check_retained_inputs"}, {&s_check_kept_outputs, "_check_kept_outputs"},

@@ -76,9 +76,6 @@ _get_ident = threading.get_ident
 _seq = itertools.count(1)
 #: Converts perf_counter_ns readings to wall-clock ns (for exports merged across processes).
 _WALL_OFFSET_NS = time.time_ns() - time.perf_counter_ns()
-#: Per-thread cache of the thread's name (idents are reused by new threads: a dict keyed by
-#: ident would give a new thread the name of a finished one).
-_this_thread = threading.local()
 
 #: Stateful functions are watched for hidden state during their first calls only: after this
 #: many pure calls the inspector suggests ``stateful=False`` and stops paying for the watch.
@@ -94,12 +91,17 @@ ORIGIN_UNDECLARED = "registry"  # an op built before tfnp_inspect was imported: 
 ORIGIN_GENERATOR = "generator"  # Dataset.from_generator: TF's plumbing around the user's generator
 
 
+#: threading's table of the threads it knows, by ident (what current_thread() reads first): the
+#: compiled core looks the calling thread up there without a Python frame (empty where a Python
+#: lacks it: then it calls _thread_name).
+_THREADS: dict[int, threading.Thread] = vars(threading).get("_active", {})
+
+
 def _thread_name() -> str:
-    try:
-        return _this_thread.name
-    except AttributeError:
-        name = _this_thread.name = threading.current_thread().name
-        return name
+    """The calling thread's name, read at every call. TF calls from its own threads under a
+    Python thread state made for that one call, so a per-thread cache (a ``threading.local``,
+    the thread state's dict) would miss every time, and the miss cost 2 us a call."""
+    return threading.current_thread().name
 
 
 def safe_text(exc: BaseException) -> str:
@@ -731,7 +733,7 @@ def _compiled_core() -> tuple[Callable[..., Any] | None, bool]:
         return None, False
     direct_hash = _probe_core.init(
         ndarray=np.ndarray, xxh3=_xxh3, describe=describe, perf_counter_ns=_perf_ns, seq=_seq,
-        thread_name=_thread_name, switches=switches, records=vars(records),
+        thread_name=_thread_name, threads=_THREADS, switches=switches, records=vars(records),
         output_refcounts=_output_refcounts, rows_of=_rows_of, deliver_rest=_deliver_rest,
         reference_call=CallProbe.call, wall_offset_ns=_WALL_OFFSET_NS, sampled_min_bytes=SAMPLED_MIN_BYTES,
         full_check_calls=FULL_CHECK_CALLS, full_check_every=FULL_CHECK_EVERY,
