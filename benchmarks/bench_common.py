@@ -1,13 +1,14 @@
 """What every benchmark section shares: the result row, paired timing, RSS and unit formatting.
 
 Each section measures the instrumented variant and its baseline side by side in one process
-(alternating, best of several repetitions, so that both see the same machine state) and
-returns :class:`Row` objects; ``run.py`` prints them as one table.
+(in paired rounds, see :class:`Paired`, so that both see the same machine state) and returns
+:class:`Row` objects; ``run.py`` prints them as one table.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -64,46 +65,87 @@ def timed_run(action: Callable[[], Any]) -> Timing:
 
 
 @dataclass
-class Pair:
-    """Best (minimum) wall and CPU time of an instrumented run and of its bare baseline.
+class Paired:
+    """An instrumented variant and its bare baseline, timed in rounds of four runs: instrumented,
+    bare, bare, instrumented (ABBA).
 
-    Wall time is what users see; CPU time is steadier on a machine shared with other
-    processes (they stretch wall time, not this process's CPU time).
+    Each round gives one ratio: the two instrumented runs over the two bare ones, taken within
+    a few hundredths of a second of each other. The figure is the median of those ratios. On a
+    shared virtual machine the speed of the whole machine drifts by 10-50% for seconds at a
+    time; runs that close together see the same speed, and the ABBA order cancels a steady
+    drift within the round, so the median moves by a few tenths of a percent between runs of
+    the benchmark where a ratio of best times moved by 5% (see the A/A control row).
     """
 
-    instrumented: Timing = field(default_factory=lambda: Timing(float("inf"), float("inf")))
-    bare: Timing = field(default_factory=lambda: Timing(float("inf"), float("inf")))
+    instrumented: list[Timing] = field(default_factory=list)
+    bare: list[Timing] = field(default_factory=list)
+    ratios: list[float] = field(default_factory=list)
+    cpu_ratios: list[float] = field(default_factory=list)
 
-    def add(self, instrumented: Timing, bare: Timing) -> None:
-        self.instrumented = Timing(
-            min(self.instrumented.wall, instrumented.wall), min(self.instrumented.cpu, instrumented.cpu)
-        )
-        self.bare = Timing(min(self.bare.wall, bare.wall), min(self.bare.cpu, bare.cpu))
+    def add(self, first: Timing, bare_first: Timing, bare_second: Timing, second: Timing) -> None:
+        self.instrumented += (first, second)
+        self.bare += (bare_first, bare_second)
+        self.ratios.append((first.wall + second.wall) / (bare_first.wall + bare_second.wall))
+        self.cpu_ratios.append((first.cpu + second.cpu) / max(bare_first.cpu + bare_second.cpu, 1e-9))
 
     @property
     def ratio(self) -> float:
-        return self.instrumented.wall / self.bare.wall
+        """Median of the rounds' wall-time ratios."""
+        return statistics.median(self.ratios)
 
     @property
     def cpu_ratio(self) -> float:
-        return self.instrumented.cpu / self.bare.cpu
+        return statistics.median(self.cpu_ratios)
+
+    @property
+    def spread(self) -> tuple[float, float]:
+        """The middle half of the rounds' ratios (first and third quartiles)."""
+        if len(self.ratios) < 2:
+            return self.ratio, self.ratio
+        quartiles = statistics.quantiles(self.ratios, n=4)
+        return quartiles[0], quartiles[2]
+
+    @property
+    def instrumented_wall(self) -> float:
+        """Median wall time of an instrumented run."""
+        return statistics.median(t.wall for t in self.instrumented)
+
+    @property
+    def bare_wall(self) -> float:
+        return statistics.median(t.wall for t in self.bare)
+
+    @property
+    def instrumented_cpu(self) -> float:
+        return statistics.median(t.cpu for t in self.instrumented)
+
+    @property
+    def bare_cpu(self) -> float:
+        return statistics.median(t.cpu for t in self.bare)
+
+    def spread_note(self) -> str:
+        low, high = self.spread
+        return f"middle half of {len(self.ratios)} paired rounds {low:.3f}-{high:.3f}"
 
 
 def interleaved(
-    runs: dict[Any, tuple[Callable[[], Timing], Callable[[], Timing]]], repetitions: int,
-) -> dict[Any, Pair]:
-    """Time every (instrumented, bare) pair once per round, ``repetitions`` rounds.
+    runs: dict[Any, tuple[Callable[[], Timing], Callable[[], Timing]]], rounds: int,
+) -> dict[Any, Paired]:
+    """Time every (instrumented, bare) pair in ``rounds`` ABBA rounds (see :class:`Paired`).
 
     Each callable does one run (with any set-up kept outside its timed part) and returns its
-    :class:`Timing`. Rounds go over all pairs, so each variant's repetitions are spread over
-    the whole measurement: a burst of load from another process spoils a few runs of many
-    variants, not every run of one.
+    :class:`Timing`. A round goes over all pairs, in reverse order every other round, so that
+    no pair always follows the same one.
     """
-    best = {key: Pair() for key in runs}
-    for _ in range(repetitions):
-        for key, (instrumented, bare) in runs.items():
-            best[key].add(instrumented(), bare())
-    return best
+    paired = {key: Paired() for key in runs}
+    keys = list(runs)
+    for index in range(rounds):
+        for key in keys if index % 2 == 0 else reversed(keys):
+            instrumented, bare = runs[key]
+            first = instrumented()
+            bare_first = bare()
+            bare_second = bare()
+            paired[key].add(first, bare_first, bare_second, instrumented())
+    return paired
 
 
 def rss_bytes() -> int:

@@ -6,9 +6,15 @@ fold nor prune the calls, even when ``stateful=False``). The instrumented loop i
 ``tfnp_inspect.numpy_function``; the bare loop with TensorFlow's own ``tf.numpy_function``,
 traced while nothing is installed (once tracing is on, ``tf.numpy_function`` itself is patched
 and TF's PyFunc registry is observed, so a bare loop must also be *timed* with tracing off).
-Every loop is traced before anything is timed; then, for each variant in turn, round after
-round: ``install(**mode)`` -> time the instrumented loop -> ``uninstall()`` -> time the bare
-loop. The best of each is kept.
+Every loop is traced before anything is timed; then each variant is timed in paired rounds
+(``bench_common.Paired``): ``install(**mode)`` -> time the instrumented loop -> ``uninstall()``
+-> time the bare loop twice -> the instrumented loop again; the ratio is the median over rounds.
+
+Floors and a control, 16 elements: the bare loop against itself (A/A: what the method reads
+when nothing differs), and the instrumented loop with the registry hook alone (what any
+instrument sitting in TF's PyFunc registry costs before it records anything), for the
+loop-carried and the independent loop; and recording alone (checks and capture off) for the
+independent one.
 
 Fingerprinting: ``tfnp_inspect.model.fingerprints.fingerprint`` (xxh3) of a 64 MiB float32 array against
 ``np.copy`` of it, timed in the same rounds; the 64 MiB loops' extra time per MiB of input and
@@ -17,7 +23,8 @@ output is compared with the same copy.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +33,7 @@ import numpy as np
 from bench_common import (
     DEFAULT_OPTIONS,
     MIB,
-    Pair,
+    Paired,
     Row,
     Timing,
     duration,
@@ -67,11 +74,11 @@ MODES = (
 @dataclass(frozen=True)
 class Size:
     elements: int
-    iterations: int  # calls per timed run (full run; --quick uses fewer)
-    quick_iterations: int
+    calls: int  # calls per timed run (a multiple of 16: see below)
+    rounds: int  # paired rounds (full run; --quick uses a third, at least 4)
 
-    def calls(self, quick: bool) -> int:
-        return self.quick_iterations if quick else self.iterations
+    def rounds_for(self, quick: bool) -> int:
+        return max(4, self.rounds // 3) if quick else self.rounds
 
     @property
     def nbytes(self) -> int:
@@ -82,14 +89,14 @@ class Size:
         return "16 elements" if self.elements == 16 else size_label(self.nbytes)
 
 
-#: About 0.1 s per timed run (full mode): short runs, many rounds (see ``interleaved``). Large
-#: arrays are hashed whole on one call in FULL_CHECK_EVERY (16): every run makes a multiple of
-#: 16 calls, so that each pays its share of them.
+#: About 10-20 ms per timed run below 64 MiB: short runs in many paired rounds (bench_common.Paired).
+#: Large arrays are hashed whole on one call in FULL_CHECK_EVERY (16): every run makes a multiple
+#: of 16 calls, so that each pays its share of them.
 SIZES = (
-    Size(16, 2000, 1000),
-    Size(16 << 10, 1504, 608),  # 64 KiB
-    Size(1 << 20, 64, 32),  # 4 MiB
-    Size(16 << 20, 16, 16),  # 64 MiB
+    Size(16, 208, 100),
+    Size(16 << 10, 160, 100),  # 64 KiB
+    Size(1 << 20, 32, 50),  # 4 MiB
+    Size(16 << 20, 16, 12),  # 64 MiB
 )
 
 
@@ -114,8 +121,8 @@ def _loop(numpy_function: Any, stateful: bool) -> Any:
 
 def _independent_loop(numpy_function: Any) -> Any:
     """16 elements again, but each iteration's call is independent of the previous one (TF can
-    overlap the surrounding ops with it): a bare call costs about half as much as in the
-    loop-carried loop, so the same instrumentation cost is a larger ratio."""
+    overlap the surrounding ops with it): a bare call costs less than in the loop-carried loop,
+    so the same instrumentation cost is a larger ratio."""
     import tensorflow as tf
 
     @tf.function
@@ -130,122 +137,174 @@ def _independent_loop(numpy_function: Any) -> Any:
     return loop
 
 
+@contextlib.contextmanager
+def _hook_only() -> Iterator[None]:
+    """The floor of any instrument that sits in TF's PyFunc registry, as tfnp_inspect's does:
+    its registry hook runs (finds the op's probe and the active plan, converts the result as TF
+    does) but calls the function straight, recording nothing."""
+    import tfnp_inspect as npi
+    from tfnp_inspect.recording import wrapper
+
+    def straight(probe: Any, func: Any, args: Any, plan: Any, *eager_inputs: Any) -> Any:
+        return func(*args)
+
+    recording_core = wrapper.call_probe
+    wrapper.call_probe = straight
+    npi.install(**DEFAULT_OPTIONS)
+    try:
+        yield
+    finally:
+        npi.uninstall()
+        wrapper.call_probe = recording_core
+
+
 FINGERPRINT = "fingerprint vs np.copy"
+CONTROL = "16 elements, A/A control: the bare loop against itself"
+HOOK_FLOOR = "16 elements, registry hook alone, nothing recorded (floor)"
 INDEPENDENT = "16 elements, default, independent iterations"
+INDEPENDENT_RECORDING = "16 elements, recording alone (checks and capture off), independent iterations"
+INDEPENDENT_HOOK_FLOOR = "16 elements, registry hook alone (floor), independent iterations"
 
 
 def measure(quick: bool) -> tuple[list[Row], dict[str, float]]:
-    """Rows for every size and mode and for fingerprinting, plus the bare call time (for the
-    recorder section)."""
+    """Rows for every size and mode, the floor and control rows, and fingerprinting, plus the
+    bare call time (for the recorder section)."""
     import tensorflow as tf
 
     import tfnp_inspect as npi
     from tfnp_inspect.model.fingerprints import fingerprint
     from tfnp_inspect.recording.probe import FULL_CHECK_CALLS
 
-    repetitions = 5 if quick else 12
     # one tf.function per size and variant, built from one code object: TF counts their first
     # traces as retracing and warns; that is expected here
     tf.get_logger().setLevel("ERROR")
     bare = {(size, stateful): _loop(tf.numpy_function, stateful) for size in SIZES for stateful in (True, False)}
     instrumented = {key: _loop(npi.numpy_function, key[1]) for key in bare}
+    independent_bare, independent = _independent_loop(tf.numpy_function), _independent_loop(npi.numpy_function)
     assert not npi.is_active(), "the bare loops must be traced with tracing off"
     inputs = {size: tf.ones([size.elements], tf.float32) for size in SIZES}
+    small = inputs[SIZES[0]]
     for (size, _), loop in (*bare.items(), *instrumented.items()):  # trace and warm them all first
         loop(inputs[size], tf.constant(1))
+    independent_bare(small, tf.constant(1))
+    independent(small, tf.constant(1))
     # each op's first FULL_CHECK_CALLS calls hash large arrays whole, once per op: the timed runs
     # measure the steady state of a long-running program
     npi.install(**DEFAULT_OPTIONS)
     try:
         for (size, _), loop in instrumented.items():
             loop(inputs[size], tf.constant(FULL_CHECK_CALLS))
+        independent(small, tf.constant(FULL_CHECK_CALLS))
     finally:
         npi.uninstall()
 
     recorded: dict[tuple[Size, Mode], tuple[int, int]] = {}
 
-    def loop_runs(size: Size, mode: Mode) -> tuple[Callable[[], Timing], Callable[[], Timing]]:
-        x, count = inputs[size], tf.constant(size.calls(quick))
-        instrumented_loop, bare_loop = instrumented[(size, mode.stateful)], bare[(size, mode.stateful)]
+    def timed(loop: Any, size: Size) -> Callable[[], Timing]:
+        x, count = inputs[size], tf.constant(size.calls)
+        return lambda: timed_run(lambda: loop(x, count))
 
+    def under(options: dict[str, Any], run: Callable[[], Timing], key: Any = None) -> Callable[[], Timing]:
         def run_instrumented() -> Timing:
-            rec = npi.install(**{**DEFAULT_OPTIONS, **mode.options})
+            rec = npi.install(**{**DEFAULT_OPTIONS, **options})
             rec.clear()
             try:
-                timing = timed_run(lambda: instrumented_loop(x, count))
+                timing = run()
             finally:
                 npi.uninstall()
-            recorded[(size, mode)] = (rec.total, rec.payloads_dropped)
+            if key is not None:
+                recorded[key] = (rec.total, rec.payloads_dropped)
             return timing
 
-        return run_instrumented, lambda: timed_run(lambda: bare_loop(x, count))
+        return run_instrumented
 
-    independent_bare, independent = _independent_loop(tf.numpy_function), _independent_loop(npi.numpy_function)
-    small, small_count = inputs[SIZES[0]], tf.constant(SIZES[0].calls(quick))
-    independent_bare(small, tf.constant(1))
-    independent(small, tf.constant(1))
+    def hook_only(run: Callable[[], Timing]) -> Callable[[], Timing]:
+        def run_hooked() -> Timing:
+            with _hook_only():
+                return run()
 
-    def run_independent() -> Timing:
-        npi.install(**DEFAULT_OPTIONS)
-        try:
-            return timed_run(lambda: independent(small, small_count))
-        finally:
-            npi.uninstall()
-
-    big = np.random.default_rng(0).random(SIZES[-1].elements, dtype=np.float32)
-    runs: dict[Any, tuple[Callable[[], Timing], Callable[[], Timing]]] = {
-        (size, mode): loop_runs(size, mode) for size in SIZES for mode in MODES
-    }
-    runs[FINGERPRINT] = (lambda: timed_run(lambda: fingerprint(big)), lambda: timed_run(lambda: np.copy(big)))
-    runs[INDEPENDENT] = (run_independent, lambda: timed_run(lambda: independent_bare(small, small_count)))
-    best = interleaved(runs, repetitions)
+        return run_hooked
 
     rows: list[Row] = []
     per_call: dict[tuple[str, str], tuple[float, float]] = {}
-    for key, pair in best.items():
-        if key in (FINGERPRINT, INDEPENDENT):
-            continue
-        size, mode = key
-        n = size.calls(quick)
-        per_call[(size.label, mode.label)] = (pair.instrumented.wall / n, pair.bare.wall / n)
-        recorded_calls, dropped = recorded[key]
-        notes = [f"{n} calls x {repetitions}"]
-        if recorded_calls != n:
-            notes.append(f"recorded {recorded_calls} of {n} calls")
-        if mode.options.get("capture") == "full" and dropped:
-            notes.append(f"payloads of {dropped}/{recorded_calls} calls over the 64 MiB budget")
-        goal = mode.goal_for(size)
-        rows.append(Row(
-            SECTION, f"{size.label}, {mode.label}" + ("" if mode.stateful else " (vs bare stateful=False)"),
-            f"{duration(pair.instrumented.wall / n)}/call", f"{duration(pair.bare.wall / n)}/call",
-            pair.ratio, pair.cpu_ratio,
-            goal=f"<= {goal:.2f}" if goal else "",
-            met=pair.ratio <= goal if goal else None,
-            note="; ".join(notes),
-            data={"elements": size.elements, "mode": mode.label, "stateful": mode.stateful,
-                  "instrumented_s_per_call": pair.instrumented.wall / n, "bare_s_per_call": pair.bare.wall / n,
-                  "instrumented_cpu_s_per_call": pair.instrumented.cpu / n, "bare_cpu_s_per_call": pair.bare.cpu / n,
-                  "calls": n, "repetitions": repetitions, "recorded": recorded_calls, "payloads_dropped": dropped},
-        ))
-    n = SIZES[0].calls(quick)
-    pair = best[INDEPENDENT]
-    rows.append(Row(
-        SECTION, INDEPENDENT, f"{duration(pair.instrumented.wall / n)}/call",
-        f"{duration(pair.bare.wall / n)}/call", pair.ratio, pair.cpu_ratio,
-        goal=f"<= {DEFAULT_GOAL:.2f}", met=pair.ratio <= DEFAULT_GOAL,
-        note=f"{n} calls x {repetitions}; x + i per iteration, results summed",
-        data={"instrumented_s_per_call": pair.instrumented.wall / n, "bare_s_per_call": pair.bare.wall / n},
-    ))
-    rows += _fingerprint_rows(best[FINGERPRINT], big.nbytes, per_call)
+    big = np.random.default_rng(0).random(SIZES[-1].elements, dtype=np.float32)
+    for size in SIZES:
+        runs: dict[Any, tuple[Callable[[], Timing], Callable[[], Timing]]] = {}
+        for mode in MODES:
+            loop_bare = timed(bare[(size, mode.stateful)], size)
+            runs[(size, mode)] = (under(mode.options, timed(instrumented[(size, mode.stateful)], size), (size, mode)),
+                                  loop_bare)
+        if size is SIZES[0]:
+            loop_bare, loop_instrumented = timed(bare[(size, True)], size), timed(instrumented[(size, True)], size)
+            independent_runs = timed(independent, size), timed(independent_bare, size)
+            runs[CONTROL] = (loop_bare, loop_bare)
+            runs[HOOK_FLOOR] = (hook_only(loop_instrumented), loop_bare)
+            runs[INDEPENDENT] = (under({}, independent_runs[0]), independent_runs[1])
+            runs[INDEPENDENT_RECORDING] = (under({"checks": "none", "capture": "none"}, independent_runs[0]),
+                                           independent_runs[1])
+            runs[INDEPENDENT_HOOK_FLOOR] = (hook_only(independent_runs[0]), independent_runs[1])
+        if size is SIZES[-1]:
+            runs[FINGERPRINT] = (lambda: timed_run(lambda: fingerprint(big)), lambda: timed_run(lambda: np.copy(big)))
+        rounds = size.rounds_for(quick)
+        paired = interleaved(runs, rounds)
+        for key, pair in paired.items():
+            if isinstance(key, str):
+                continue
+            _, mode = key
+            per_call[(size.label, mode.label)] = (pair.instrumented_wall / size.calls, pair.bare_wall / size.calls)
+            rows.append(_mode_row(size, mode, pair, rounds, recorded[key]))
+        if size is SIZES[0]:
+            rows += [_floor_row(case, paired[case], size) for case in
+                     (CONTROL, HOOK_FLOOR, INDEPENDENT, INDEPENDENT_RECORDING, INDEPENDENT_HOOK_FLOOR)]
+        if size is SIZES[-1]:
+            rows += _fingerprint_rows(paired[FINGERPRINT], big.nbytes, per_call)
     return rows, {"bare_call_s": per_call[(SIZES[0].label, "default")][1]}
 
 
+def _mode_row(size: Size, mode: Mode, pair: Paired, rounds: int, recorded: tuple[int, int]) -> Row:
+    n = size.calls
+    recorded_calls, dropped = recorded
+    notes = [f"{n} calls per run; {pair.spread_note()}"]
+    if recorded_calls != n:
+        notes.append(f"recorded {recorded_calls} of {n} calls")
+    if mode.options.get("capture") == "full" and dropped:
+        notes.append(f"payloads of {dropped}/{recorded_calls} calls over the 64 MiB budget")
+    goal = mode.goal_for(size)
+    return Row(
+        SECTION, f"{size.label}, {mode.label}" + ("" if mode.stateful else " (vs bare stateful=False)"),
+        f"{duration(pair.instrumented_wall / n)}/call", f"{duration(pair.bare_wall / n)}/call",
+        pair.ratio, pair.cpu_ratio,
+        goal=f"<= {goal:.2f}" if goal else "",
+        met=pair.ratio <= goal if goal else None,
+        note="; ".join(notes),
+        data={"elements": size.elements, "mode": mode.label, "stateful": mode.stateful,
+              "instrumented_s_per_call": pair.instrumented_wall / n, "bare_s_per_call": pair.bare_wall / n,
+              "instrumented_cpu_s_per_call": pair.instrumented_cpu / n, "bare_cpu_s_per_call": pair.bare_cpu / n,
+              "calls": n, "rounds": rounds, "ratios": pair.ratios, "recorded": recorded_calls,
+              "payloads_dropped": dropped},
+    )
+
+
+def _floor_row(case: str, pair: Paired, size: Size) -> Row:
+    """The control, the floors and the independent-iterations rows (16 elements)."""
+    n = size.calls
+    goal = DEFAULT_GOAL if case == INDEPENDENT else None
+    return Row(
+        SECTION, case, f"{duration(pair.instrumented_wall / n)}/call", f"{duration(pair.bare_wall / n)}/call",
+        pair.ratio, pair.cpu_ratio,
+        goal=f"<= {goal:.2f}" if goal else "", met=pair.ratio <= goal if goal else None,
+        note=f"{n} calls per run; {pair.spread_note()}",
+        data={"instrumented_s_per_call": pair.instrumented_wall / n, "bare_s_per_call": pair.bare_wall / n,
+              "ratios": pair.ratios},
+    )
+
+
 def _fingerprint_rows(
-    fingerprint_vs_copy: Pair, nbytes: int, per_call: dict[tuple[str, str], tuple[float, float]],
+    fingerprint_vs_copy: Paired, nbytes: int, per_call: dict[tuple[str, str], tuple[float, float]],
 ) -> list[Row]:
     """xxh3 vs ``np.copy`` of the 64 MiB array, and the 64 MiB loops' extra time, per MiB."""
     mib = nbytes / MIB
-    fp_mib, copy_mib = fingerprint_vs_copy.instrumented.wall / mib, fingerprint_vs_copy.bare.wall / mib
+    fp_mib, copy_mib = fingerprint_vs_copy.instrumented_wall / mib, fingerprint_vs_copy.bare_wall / mib
     section = "fingerprint"
     rows = [Row(
         section, f"xxh3 of a {size_label(nbytes)} float32 array, per MiB",

@@ -3,9 +3,13 @@
 224x224x3 uint8 images go through ``map(augment, num_parallel_calls=4)``, where ``augment`` is a
 typical numpy augmentation (random crop, flip and brightness from a Generator seeded by the
 image, then ``astype(float32) / 255``), then ``batch(32)``. Both datasets are built while
-tracing is off; each repetition iterates the instrumented one under ``install()`` (default
-options) and then the bare one after ``uninstall()``; the ratio is time instrumented / time bare
-for the same images (bare throughput / instrumented throughput).
+tracing is off; they are timed in paired rounds (``bench_common.Paired``): the instrumented one
+under ``install()`` (default options), the bare one twice after ``uninstall()``, the instrumented
+one again; the ratio is time instrumented / time bare for the same images (bare throughput /
+instrumented throughput), the median over rounds.
+
+Where the cost is: the same pipeline with recording alone (checks and capture off), and with
+the registry hook alone, recording nothing (the floor of any instrument in TF's PyFunc registry).
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from bench_common import DEFAULT_OPTIONS, Row, Timing, interleaved, timed_run
+from bench_common import DEFAULT_OPTIONS, Paired, Row, Timing, interleaved, timed_run
+from bench_overhead import _hook_only
 
 SECTION = "tf.data pipeline"
 GOAL = 1.03  # issue 14
@@ -59,42 +64,64 @@ def _consume(dataset: Any) -> None:
         pass
 
 
+CASE = f"224x224x3 uint8 augmentation, {PARALLEL_CALLS} parallel calls"
+RECORDING = "recording alone (checks and capture off)"
+HOOK_FLOOR = "registry hook alone, nothing recorded (floor)"
+
+
 def measure(quick: bool) -> list[Row]:
     import tensorflow as tf
 
     import tfnp_inspect as npi
 
-    count = 1000 if quick else 2000
-    repetitions = 4 if quick else 10
+    count = 256 if quick else 512
+    rounds = 8 if quick else 30
     pixels = np.random.default_rng(0).integers(0, 256, (DISTINCT_IMAGES, *IMAGE_SHAPE), dtype=np.uint8)
     images = tf.constant(pixels)
     bare = _dataset(tf.numpy_function, images, count)
     instrumented = _dataset(npi.numpy_function, images, count)
     recorded = []
 
-    def run_instrumented() -> Timing:
-        rec = npi.install(**DEFAULT_OPTIONS)
-        rec.clear()
-        try:
+    def under(options: dict[str, Any]) -> Any:
+        def run_instrumented() -> Timing:
+            rec = npi.install(**{**DEFAULT_OPTIONS, **options})
+            rec.clear()
+            try:
+                return timed_run(lambda: _consume(instrumented))
+            finally:
+                npi.uninstall()
+                recorded.append(rec.total)
+
+        return run_instrumented
+
+    def run_hooked() -> Timing:
+        with _hook_only():
             return timed_run(lambda: _consume(instrumented))
-        finally:
-            npi.uninstall()
-            recorded.append(rec.total)
 
     def run_bare() -> Timing:
         return timed_run(lambda: _consume(bare))
 
     run_bare()  # warm both pipelines (thread pools, first-call costs) before timing
-    run_instrumented()
-    pair = interleaved({"pipeline": (run_instrumented, run_bare)}, repetitions)["pipeline"]
-    note = f"{count} images x {repetitions}, batch {BATCH}"
-    if recorded[-1] != count:
+    under({})()
+    paired = interleaved({
+        CASE: (under({}), run_bare),
+        RECORDING: (under({"checks": "none", "capture": "none"}), run_bare),
+        HOOK_FLOOR: (run_hooked, run_bare),
+    }, rounds)
+    return [_row(case, pair, count, rounds, recorded) for case, pair in paired.items()]
+
+
+def _row(case: str, pair: Paired, count: int, rounds: int, recorded: list[int]) -> Row:
+    note = f"{count} images per run, batch {BATCH}; {pair.spread_note()}"
+    if case == CASE and recorded[-1] != count:
         note += f"; recorded {recorded[-1]} of {count} calls"
-    return [Row(
-        SECTION, f"224x224x3 uint8 augmentation, {PARALLEL_CALLS} parallel calls",
-        f"{count / pair.instrumented.wall:.0f} images/s", f"{count / pair.bare.wall:.0f} images/s",
-        pair.ratio, pair.cpu_ratio, goal=f"<= {GOAL:.2f}", met=pair.ratio <= GOAL, note=note,
-        data={"images": count, "instrumented_s": pair.instrumented.wall, "bare_s": pair.bare.wall,
-              "instrumented_cpu_s": pair.instrumented.cpu, "bare_cpu_s": pair.bare.cpu,
-              "repetitions": repetitions, "recorded": recorded[-1]},
-    )]
+    goal = GOAL if case == CASE else None
+    return Row(
+        SECTION, case if case == CASE else f"{CASE}: {case}",
+        f"{count / pair.instrumented_wall:.0f} images/s", f"{count / pair.bare_wall:.0f} images/s",
+        pair.ratio, pair.cpu_ratio, goal=f"<= {goal:.2f}" if goal else "",
+        met=pair.ratio <= goal if goal else None, note=note,
+        data={"images": count, "instrumented_s": pair.instrumented_wall, "bare_s": pair.bare_wall,
+              "instrumented_cpu_s": pair.instrumented_cpu, "bare_cpu_s": pair.bare_cpu,
+              "rounds": rounds, "ratios": pair.ratios},
+    )

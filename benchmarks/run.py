@@ -127,7 +127,7 @@ def environment(quick: bool) -> dict[str, str]:
     import numpy
     import tensorflow
 
-    from tfnp_inspect.recording.probe import CORE
+    from tfnp_inspect.recording.probe import CORE, CORE_HASHES_DIRECTLY
 
     return {
         "command": "python benchmarks/run.py" + (" --quick" if quick else ""),
@@ -136,7 +136,8 @@ def environment(quick: bool) -> dict[str, str]:
         "python": platform.python_version(),
         "tensorflow": tensorflow.__version__,
         "numpy": numpy.__version__,
-        "per-call core": CORE,  # TFNP_INSPECT_CORE=python measures the pure-Python one
+        # TFNP_INSPECT_CORE=python measures the pure-Python one
+        "per-call core": CORE + (", XXH3 called directly" if CORE_HASHES_DIRECTLY else ""),
     }
 
 
@@ -154,8 +155,10 @@ def main() -> None:
     ratio_note = (
         "Ratio: instrumented / baseline in wall time (per call or per MiB; for the pipeline, bare "
         "throughput / instrumented throughput; for memory, RSS growth in the second half of the "
-        "calls / in the first half). CPU ratio: the same in this process's CPU time, steadier "
-        "when other processes share the machine. Goals are judged on the wall-time ratio."
+        "calls / in the first half); for the per-call and pipeline rows, the median over paired "
+        "rounds (instrumented, bare, bare, instrumented), whose middle half the notes give, and "
+        "the instrumented and baseline figures are median runs. CPU ratio: the same in this "
+        "process's CPU time. Goals are judged on the wall-time ratio."
     )
     (HERE / "results.md").write_text(
         f"`{env['command']}` ({header})\n\n{markdown_table(rows)}\n\n{ratio_note}\n", encoding="utf-8",
