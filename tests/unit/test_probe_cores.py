@@ -156,6 +156,18 @@ def test_thread_names_are_threadings_at_every_call(core: str) -> None:
     assert [row[C_THREAD_ID] for row in recorder._buffer][:2] == [worker.ident] * 2
 
 
+def double(x: np.ndarray) -> np.ndarray:
+    return x + x
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float64, np.complex128])
+def test_stats_samples_of_every_item_size(dtype: Any) -> None:
+    """Arrays over the sample's 128 elements get a strided sample, copied item by item at
+    every item size (1, 2, 8 and 16 bytes here, 4 above)."""
+    _same(double, lambda: _views(110, size=1_000, dtype=dtype), tout=None)
+    _same(double, lambda: _views(20, size=100, dtype=dtype), tout=None)
+
+
 def mutate(x: np.ndarray) -> np.ndarray:
     x[0] = -1
     return x + 1

@@ -51,15 +51,16 @@ def xxh3_function_address() -> int:
 #: Arrays from this size on may be fingerprinted by sampling (see :func:`sampled_fingerprint`).
 SAMPLED_MIN_BYTES = 64 << 10
 SAMPLE_BLOCKS = 16
-SAMPLE_BLOCK_BYTES = 256
+SAMPLE_BLOCK_BYTES = 128
 #: The moving window: it only has to add chances between two whole hashes (one call in 16), so
-#: it is small; at 64 KiB the sample (8 KiB) costs an eighth of hashing the array whole.
-SAMPLE_WINDOW_BYTES = 4 << 10
+#: it is small. A dense write hits any block; the sample (4 KiB) costs a sixteenth of hashing a
+#: 64 KiB array whole.
+SAMPLE_WINDOW_BYTES = 2 << 10
 
 
 def sampled_fingerprint(array: np.ndarray[Any, Any], turn: int) -> int:
     """xxh3 of a C-contiguous array's sampled bytes: 16 blocks spread from the first byte to the
-    last (within one block), plus a 4 KiB window that moves with ``turn`` (8 KiB read, whatever the size).
+    last (within one block), plus a 2 KiB window that moves with ``turn`` (4 KiB read, whatever the size).
 
     A write that touches a fair share of the array (an augmentation, a normalisation) always
     changes it; a sparse write changes it when it hits a block or the window, so successive

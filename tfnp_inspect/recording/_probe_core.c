@@ -16,6 +16,7 @@
 #include <pythread.h>
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #include <numpy/arrayobject.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -199,9 +200,22 @@ stats_sample(PyArrayObject *array, Py_ssize_t size, long *bits)
         return NULL;
     }
     char *out = PyBytes_AS_STRING(sample);
-    for (Py_ssize_t i = 0; i < count; i++) {
-        memcpy(out + i * itemsize, data + i * step * itemsize, (size_t)itemsize);
+    /* a copy of known size per item (no memcpy call per item) for the usual item sizes */
+#define COPY_STRIDED(type)                                                                     \
+    for (Py_ssize_t i = 0; i < count; i++) {                                                   \
+        memcpy(out + i * (Py_ssize_t)sizeof(type), data + i * step * (Py_ssize_t)sizeof(type), sizeof(type)); \
     }
+    switch (itemsize) {
+    case 1: COPY_STRIDED(uint8_t) break;
+    case 2: COPY_STRIDED(uint16_t) break;
+    case 4: COPY_STRIDED(uint32_t) break;
+    case 8: COPY_STRIDED(uint64_t) break;
+    default:
+        for (Py_ssize_t i = 0; i < count; i++) {
+            memcpy(out + i * itemsize, data + i * step * itemsize, (size_t)itemsize);
+        }
+    }
+#undef COPY_STRIDED
     return sample;
 }
 
@@ -220,49 +234,53 @@ hash_by_call(const char *data, Py_ssize_t size, PyObject *array, unsigned long l
     return *hash == (unsigned long long)-1 && PyErr_Occurred() ? -1 : 0;
 }
 
+/* Whole hashes from this size on are computed without the GIL (about 100 us of hashing): the
+ * other threads of a parallel tf.data map run meanwhile. Not below: under contention, taking the
+ * GIL back can wait for another thread's switch interval (5 ms), far longer than a short hash. */
+#define UNLOCKED_HASH_MIN_BYTES ((Py_ssize_t)1 << 20)
+/* Samples up to this size are gathered on the stack (the default one is 8 KiB). */
+#define SAMPLE_STACK_BYTES 8192
+
 /* The fingerprint of a plain C-contiguous array, as fingerprints.fingerprint (whole) or
  * fingerprints.sampled_fingerprint (sampled: 16 blocks spread over its bytes, then a window
- * that moves with `turn`; the same bytes in the same order, so the same hash) give it.
- * Arrays of sampled_min_bytes or more are hashed without the GIL, so that the other threads
- * of a parallel tf.data map run meanwhile; this call holds a reference to the array. */
+ * that moves with `turn`; the same bytes in the same order, so the same hash) give it. */
 static int
 array_hash(PyArrayObject *array, int sampled, long turn, unsigned long long *hash)
 {
     const char *data = PyArray_BYTES(array);
     Py_ssize_t size = PyArray_NBYTES(array);
-    char *sample = NULL;
-    Py_ssize_t length = size;
     if (sampled) {
         Py_ssize_t step = (size - sample_block_bytes) / (sample_blocks - 1);
         Py_ssize_t windows = (size + sample_window_bytes - 1) / sample_window_bytes;
         Py_ssize_t start = (turn % windows) * sample_window_bytes;
         Py_ssize_t window = size - start < sample_window_bytes ? size - start : sample_window_bytes;
-        length = sample_blocks * sample_block_bytes + window;
-        sample = PyMem_Malloc((size_t)length);
+        Py_ssize_t length = sample_blocks * sample_block_bytes + window;
+        char on_stack[SAMPLE_STACK_BYTES];
+        char *sample = length <= SAMPLE_STACK_BYTES ? on_stack : PyMem_Malloc((size_t)length);
         if (sample == NULL) {
             PyErr_NoMemory();
             return -1;
         }
-        int unlocked = xxh3_direct != NULL;
-        PyThreadState *state = unlocked ? PyEval_SaveThread() : NULL;
         for (Py_ssize_t i = 0; i < sample_blocks; i++) {
             memcpy(sample + i * sample_block_bytes, data + i * step, (size_t)sample_block_bytes);
         }
         memcpy(sample + sample_blocks * sample_block_bytes, data + start, (size_t)window);
-        if (unlocked) {
+        int failed = 0;
+        if (xxh3_direct != NULL) {
             *hash = xxh3_direct(sample, (size_t)length);
-            PyEval_RestoreThread(state);
-            PyMem_Free(sample);
-            return 0;
         }
-        int failed = hash_by_call(sample, length, NULL, hash);
-        PyMem_Free(sample);
+        else {
+            failed = hash_by_call(sample, length, NULL, hash);
+        }
+        if (sample != on_stack) {
+            PyMem_Free(sample);
+        }
         return failed;
     }
     if (xxh3_direct == NULL) {
         return hash_by_call(data, size, (PyObject *)array, hash);
     }
-    if (size >= sampled_min_bytes) {
+    if (size >= UNLOCKED_HASH_MIN_BYTES) {  /* this call holds a reference to the array */
         Py_BEGIN_ALLOW_THREADS
         *hash = xxh3_direct(data, (size_t)size);
         Py_END_ALLOW_THREADS
