@@ -184,7 +184,7 @@ class FunctionStats:
         self.min_ns = min(self.min_ns, min(durations))
         self.bytes_in += sum(map(_BYTES_IN, rows))
         self.bytes_out += sum(map(_BYTES_OUT, rows))
-        violated = list(filter(None, map(_VIOLATIONS, rows)))  # most rows have none
+        violated: list[tuple[Any, ...]] = list(filter(None, map(_VIOLATIONS, rows)))  # most rows have none
         if violated:
             self.violations.update(map(_KIND, chain.from_iterable(violated)))
         self.histogram.add_many(durations)
