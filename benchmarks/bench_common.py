@@ -106,25 +106,21 @@ class Paired:
         return quartiles[0], quartiles[2]
 
     @property
-    def instrumented_wall(self) -> float:
-        """Median wall time of an instrumented run."""
-        return statistics.median(t.wall for t in self.instrumented)
+    def typical_instrumented(self) -> Timing:
+        """The median instrumented run (wall and CPU time each)."""
+        return _median_run(self.instrumented)
 
     @property
-    def bare_wall(self) -> float:
-        return statistics.median(t.wall for t in self.bare)
-
-    @property
-    def instrumented_cpu(self) -> float:
-        return statistics.median(t.cpu for t in self.instrumented)
-
-    @property
-    def bare_cpu(self) -> float:
-        return statistics.median(t.cpu for t in self.bare)
+    def typical_bare(self) -> Timing:
+        return _median_run(self.bare)
 
     def spread_note(self) -> str:
         low, high = self.spread
         return f"middle half of {len(self.ratios)} paired rounds {low:.3f}-{high:.3f}"
+
+
+def _median_run(runs: list[Timing]) -> Timing:
+    return Timing(statistics.median(t.wall for t in runs), statistics.median(t.cpu for t in runs))
 
 
 def interleaved(

@@ -251,7 +251,8 @@ def measure(quick: bool) -> tuple[list[Row], dict[str, float]]:
             if isinstance(key, str):
                 continue
             _, mode = key
-            per_call[(size.label, mode.label)] = (pair.instrumented_wall / size.calls, pair.bare_wall / size.calls)
+            per_call[(size.label, mode.label)] = (
+                pair.typical_instrumented.wall / size.calls, pair.typical_bare.wall / size.calls)
             rows.append(_mode_row(size, mode, pair, rounds, recorded[key]))
         if size is SIZES[0]:
             rows += [_floor_row(case, paired[case], size) for case in
@@ -262,40 +263,35 @@ def measure(quick: bool) -> tuple[list[Row], dict[str, float]]:
 
 
 def _mode_row(size: Size, mode: Mode, pair: Paired, rounds: int, recorded: tuple[int, int]) -> Row:
-    n = size.calls
     recorded_calls, dropped = recorded
-    notes = [f"{n} calls per run; {pair.spread_note()}"]
-    if recorded_calls != n:
-        notes.append(f"recorded {recorded_calls} of {n} calls")
+    notes = []
+    if recorded_calls != size.calls:
+        notes.append(f"recorded {recorded_calls} of {size.calls} calls")
     if mode.options.get("capture") == "full" and dropped:
         notes.append(f"payloads of {dropped}/{recorded_calls} calls over the 64 MiB budget")
-    goal = mode.goal_for(size)
-    return Row(
-        SECTION, f"{size.label}, {mode.label}" + ("" if mode.stateful else " (vs bare stateful=False)"),
-        f"{duration(pair.instrumented_wall / n)}/call", f"{duration(pair.bare_wall / n)}/call",
-        pair.ratio, pair.cpu_ratio,
-        goal=f"<= {goal:.2f}" if goal else "",
-        met=pair.ratio <= goal if goal else None,
-        note="; ".join(notes),
-        data={"elements": size.elements, "mode": mode.label, "stateful": mode.stateful,
-              "instrumented_s_per_call": pair.instrumented_wall / n, "bare_s_per_call": pair.bare_wall / n,
-              "instrumented_cpu_s_per_call": pair.instrumented_cpu / n, "bare_cpu_s_per_call": pair.bare_cpu / n,
-              "calls": n, "rounds": rounds, "ratios": pair.ratios, "recorded": recorded_calls,
-              "payloads_dropped": dropped},
-    )
+    case = f"{size.label}, {mode.label}" + ("" if mode.stateful else " (vs bare stateful=False)")
+    return _row(case, pair, size.calls, mode.goal_for(size), notes, {
+        "elements": size.elements, "mode": mode.label, "stateful": mode.stateful, "rounds": rounds,
+        "recorded": recorded_calls, "payloads_dropped": dropped,
+    })
 
 
 def _floor_row(case: str, pair: Paired, size: Size) -> Row:
     """The control, the floors and the independent-iterations rows (16 elements)."""
-    n = size.calls
-    goal = DEFAULT_GOAL if case == INDEPENDENT else None
+    return _row(case, pair, size.calls, DEFAULT_GOAL if case == INDEPENDENT else None, [], {})
+
+
+def _row(case: str, pair: Paired, calls: int, goal: float | None, notes: list[str], data: dict[str, Any]) -> Row:
+    """A per-call row: median runs per call, the median ratio and its spread."""
+    instrumented, bare = pair.typical_instrumented, pair.typical_bare
     return Row(
-        SECTION, case, f"{duration(pair.instrumented_wall / n)}/call", f"{duration(pair.bare_wall / n)}/call",
+        SECTION, case, f"{duration(instrumented.wall / calls)}/call", f"{duration(bare.wall / calls)}/call",
         pair.ratio, pair.cpu_ratio,
         goal=f"<= {goal:.2f}" if goal else "", met=pair.ratio <= goal if goal else None,
-        note=f"{n} calls per run; {pair.spread_note()}",
-        data={"instrumented_s_per_call": pair.instrumented_wall / n, "bare_s_per_call": pair.bare_wall / n,
-              "ratios": pair.ratios},
+        note="; ".join([f"{calls} calls per run; {pair.spread_note()}", *notes]),
+        data={**data, "calls": calls, "ratios": pair.ratios,
+              "instrumented_s_per_call": instrumented.wall / calls, "bare_s_per_call": bare.wall / calls,
+              "instrumented_cpu_s_per_call": instrumented.cpu / calls, "bare_cpu_s_per_call": bare.cpu / calls},
     )
 
 
@@ -304,7 +300,8 @@ def _fingerprint_rows(
 ) -> list[Row]:
     """xxh3 vs ``np.copy`` of the 64 MiB array, and the 64 MiB loops' extra time, per MiB."""
     mib = nbytes / MIB
-    fp_mib, copy_mib = fingerprint_vs_copy.instrumented_wall / mib, fingerprint_vs_copy.bare_wall / mib
+    fp_mib = fingerprint_vs_copy.typical_instrumented.wall / mib
+    copy_mib = fingerprint_vs_copy.typical_bare.wall / mib
     section = "fingerprint"
     rows = [Row(
         section, f"xxh3 of a {size_label(nbytes)} float32 array, per MiB",

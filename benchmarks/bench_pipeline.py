@@ -119,10 +119,10 @@ def _row(case: str, pair: Paired, count: int, rounds: int, recorded: list[int]) 
     goal = GOAL if case == CASE else None
     return Row(
         SECTION, case if case == CASE else f"{CASE}: {case}",
-        f"{count / pair.instrumented_wall:.0f} images/s", f"{count / pair.bare_wall:.0f} images/s",
+        f"{count / pair.typical_instrumented.wall:.0f} images/s", f"{count / pair.typical_bare.wall:.0f} images/s",
         pair.ratio, pair.cpu_ratio, goal=f"<= {goal:.2f}" if goal else "",
         met=pair.ratio <= goal if goal else None, note=note,
-        data={"images": count, "instrumented_s": pair.instrumented_wall, "bare_s": pair.bare_wall,
-              "instrumented_cpu_s": pair.instrumented_cpu, "bare_cpu_s": pair.bare_cpu,
+        data={"images": count, "instrumented_s": pair.typical_instrumented.wall, "bare_s": pair.typical_bare.wall,
+              "instrumented_cpu_s": pair.typical_instrumented.cpu, "bare_cpu_s": pair.typical_bare.cpu,
               "rounds": rounds, "ratios": pair.ratios},
     )
