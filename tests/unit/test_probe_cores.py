@@ -129,8 +129,9 @@ def test_the_compiled_core_hashes_array_memory_with_xxhash_itself() -> None:
 
 @pytest.mark.parametrize("core", ["reference", "compiled"])
 def test_thread_names_are_threadings_at_every_call(core: str) -> None:
-    """Each row names its thread as threading.current_thread() does at that call: a renamed
-    thread under its new name, a thread threading never saw under the dummy name it gets."""
+    """Each row names its thread as threading.current_thread().name does at that call: a renamed
+    thread under its new name, a class's own `name` property, a thread threading never saw
+    under the dummy name it gets."""
     import _thread
     import threading
 
@@ -144,15 +145,23 @@ def test_thread_names_are_threadings_at_every_call(core: str) -> None:
         threading.current_thread().name = "renamed"
         call(probe, scale, [np.ones(4, np.float32)], plan)
 
+    class Labelled(threading.Thread):
+        @property  # type: ignore[override]
+        def name(self) -> str:
+            return "labelled " + self._name  # type: ignore[attr-defined]
+
     worker = threading.Thread(target=calls, name="worker")
     worker.start()
     worker.join()
+    labelled = Labelled(target=lambda: call(probe, scale, [np.ones(4, np.float32)], plan), name="own")
+    labelled.start()
+    labelled.join()
     foreign_done = threading.Event()
     _thread.start_new_thread(lambda: (call(probe, scale, [np.ones(4, np.float32)], plan), foreign_done.set()), ())
     assert foreign_done.wait(30)
     names = [row[C_THREAD_NAME] for row in recorder._buffer]
-    assert names[:2] == ["worker", "renamed"]
-    assert names[2].startswith("Dummy-")
+    assert names[:3] == ["worker", "renamed", "labelled own"]
+    assert names[3].startswith("Dummy-")
     assert [row[C_THREAD_ID] for row in recorder._buffer][:2] == [worker.ident] * 2
 
 

@@ -47,7 +47,7 @@ static const char *ROW_FIELDS[] = {
 };
 
 /* What init() hands over (strong references, kept for the process's life). */
-static PyObject *xxh3, *py_describe, *perf_counter_ns, *seq_counter, *thread_name_fn, *threads,
+static PyObject *xxh3, *py_describe, *perf_counter_ns, *seq_counter, *thread_name_fn, *threads, *thread_name_property,
     *switches, *records_dict, *output_refcounts, *rows_of, *deliver_rest, *reference_call;
 static PyTypeObject *ndarray_type, *tensor_wrapper_type;
 /* python-xxhash's own XXH3_64bits (fingerprints.xxh3_function_address), NULL where it is not
@@ -61,7 +61,7 @@ static long flag_c_contiguous, flag_writeable, flag_shares_tensor, flag_stats_ex
     flag_sampled;
 static int initialized;
 
-static PyObject *s_fast, *s_snapshot, *s_check_state, *s_name, *s_kept_outputs, *s_version,
+static PyObject *s_fast, *s_snapshot, *s_check_state, *s_name, *s_private_name, *s_kept_outputs, *s_version,
     *s_process, *s_store, *s_hot, *s_trim, *s_record_failure, *s_check_retained_inputs, *s_check_kept_outputs,
     *s_find_mutations, *s_check_tout, *s_check_shapes, *s_check_determinism, *s_copied_hint;
 
@@ -514,18 +514,49 @@ store(PyObject *sinks, PyObject *row, int has_violations)
     return 0;
 }
 
+/* The calling thread's ident as an int: the objects of recent idents are reused (an int is a
+ * value: the same object for the same number), one allocation less per call. GIL-protected. */
+#define IDENT_CACHE_SLOTS 64
+static struct {
+    unsigned long ident;
+    PyObject *number;
+} ident_cache[IDENT_CACHE_SLOTS];
+
+static PyObject *
+thread_ident(void)
+{
+    unsigned long ident = PyThread_get_thread_ident();
+    size_t slot = (size_t)(ident ^ (ident >> 12)) % IDENT_CACHE_SLOTS;  /* pthread_t: an address */
+    if (ident_cache[slot].number != NULL && ident_cache[slot].ident == ident) {
+        return Py_NewRef(ident_cache[slot].number);
+    }
+    PyObject *number = PyLong_FromUnsignedLong(ident);
+    if (number != NULL) {
+        ident_cache[slot].ident = ident;
+        Py_XSETREF(ident_cache[slot].number, Py_NewRef(number));
+    }
+    return number;
+}
+
 /* The calling thread's name, as probe._thread_name reads it (threading.current_thread().name):
  * the thread threading knows under this ident, else the Python function, whose current_thread()
  * makes the dummy thread that threading knows from then on. Nothing cached per thread: TF calls
- * under a thread state made for each call. */
+ * under a thread state made for each call. Where the thread's class keeps threading.Thread's
+ * own `name` property, what it returns (the `_name` attribute) is read without its Python frame. */
 static PyObject *
 thread_name(PyObject *ident)
 {
     PyObject *thread = PyDict_GetItemWithError(threads, ident);
-    if (thread != NULL) {
-        return PyObject_GetAttr(thread, s_name);
+    if (thread == NULL) {
+        return PyErr_Occurred() ? NULL : PyObject_CallNoArgs(thread_name_fn);
     }
-    return PyErr_Occurred() ? NULL : PyObject_CallNoArgs(thread_name_fn);
+    PyObject *property = PyObject_GetAttr((PyObject *)Py_TYPE(thread), s_name);
+    if (property == NULL) {
+        return NULL;
+    }
+    int plain = property == thread_name_property;
+    Py_DECREF(property);
+    return PyObject_GetAttr(thread, plain ? s_private_name : s_name);
 }
 
 /* time.perf_counter_ns(): CLOCK_MONOTONIC on Linux (what CPython reads there), else CPython's. */
@@ -939,7 +970,7 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
     PyTuple_SET_ITEM(row, R_SEQ, seq);
     Py_INCREF(PyTuple_GET_ITEM(fast, F_SITE_ROW));
     PyTuple_SET_ITEM(row, R_SITE, PyTuple_GET_ITEM(fast, F_SITE_ROW));
-    PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+    PyObject *ident = thread_ident();
     PyTuple_SET_ITEM(row, R_THREAD_ID, ident);
     PyTuple_SET_ITEM(row, R_THREAD_NAME, ident != NULL ? thread_name(ident) : NULL);
     PyTuple_SET_ITEM(row, R_START, PyLong_FromLongLong(start + wall_offset_ns));
@@ -1065,6 +1096,7 @@ core_init(PyObject *module, PyObject *args, PyObject *kwargs)
         || take(kwargs, "describe", &py_describe) < 0 || take(kwargs, "perf_counter_ns", &perf_counter_ns) < 0
         || take(kwargs, "seq", &seq_counter) < 0
         || take(kwargs, "thread_name", &thread_name_fn) < 0 || take(kwargs, "threads", &threads) < 0
+        || take(kwargs, "thread_name_property", &thread_name_property) < 0
         || take(kwargs, "switches", &switches) < 0
         || take(kwargs, "records", &records_dict) < 0 || take(kwargs, "output_refcounts", &output_refcounts) < 0
         || take(kwargs, "rows_of", &rows_of) < 0 || take(kwargs, "deliver_rest", &deliver_rest) < 0
@@ -1171,7 +1203,7 @@ PyInit__probe_core(void)
 {
     import_array();
     struct { PyObject **slot; const char *text; } strings[] = {
-        {&s_fast, "_fast"}, {&s_snapshot, "snapshot"}, {&s_check_state, "_check_state"}, {&s_name, "name"},
+        {&s_fast, "_fast"}, {&s_snapshot, "snapshot"}, {&s_check_state, "_check_state"}, {&s_name, "name"}, {&s_private_name, "_name"},
         {&s_kept_outputs, "_kept_outputs"}, {&s_version, "version"}, {&s_process, "_process"},
         {&s_store, "store"}, {&s_hot, "_hot"}, {&s_trim, "_trim"}, {&s_record_failure, "_record_failure"},
         {&s_check_retained_inputs, "_check_retained_inputs"}, {&s_check_kept_outputs, "_check_kept_outputs"},

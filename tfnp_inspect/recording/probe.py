@@ -733,7 +733,8 @@ def _compiled_core() -> tuple[Callable[..., Any] | None, bool]:
         return None, False
     direct_hash = _probe_core.init(
         ndarray=np.ndarray, xxh3=_xxh3, describe=describe, perf_counter_ns=_perf_ns, seq=_seq,
-        thread_name=_thread_name, threads=_THREADS, switches=switches, records=vars(records),
+        thread_name=_thread_name, threads=_THREADS, thread_name_property=vars(threading.Thread).get("name"),
+        switches=switches, records=vars(records),
         output_refcounts=_output_refcounts, rows_of=_rows_of, deliver_rest=_deliver_rest,
         reference_call=CallProbe.call, wall_offset_ns=_WALL_OFFSET_NS, sampled_min_bytes=SAMPLED_MIN_BYTES,
         full_check_calls=FULL_CHECK_CALLS, full_check_every=FULL_CHECK_EVERY,
