@@ -73,8 +73,9 @@ class Paired:
     a few hundredths of a second of each other. The figure is the median of those ratios. On a
     shared virtual machine the speed of the whole machine drifts by 10-50% for seconds at a
     time; runs that close together see the same speed, and the ABBA order cancels a steady
-    drift within the round, so the median moves by a few tenths of a percent between runs of
-    the benchmark where a ratio of best times moved by 5% (see the A/A control row).
+    drift within the round. Over 100 rounds the median moved by about 1% between full runs of
+    the benchmark, where a ratio of best times over 12 runs moved by 5%; the A/A control row
+    shows what it reads when nothing differs.
     """
 
     instrumented: list[Timing] = field(default_factory=list)

@@ -1,7 +1,7 @@
 """Run every tfnp_inspect benchmark and print one table of ratios (instrumented vs baseline).
 
-    python benchmarks/run.py            # full run (about 5-10 minutes on 2 cores)
-    python benchmarks/run.py --quick    # fewer calls and repetitions (about 1-2 minutes)
+    python benchmarks/run.py            # full run (about 13 minutes on 2 cores)
+    python benchmarks/run.py --quick    # fewer calls and rounds (about 3 minutes)
 
 Every ratio is measured side by side in this one run; the absolute figures are printed next
 to it. The table is also written to ``benchmarks/results.md`` (to paste into the README) and
@@ -48,7 +48,7 @@ def panel_rows(quick: bool) -> list[Row]:
         bench_panel = importlib.import_module("bench_panel")
     except ImportError as exc:
         return [skipped(section, case, f"benchmarks/bench_panel.py not importable ({exc})")]
-    iterations, rounds = (3000, 4) if quick else (10_000, 16)
+    iterations, rounds = (3000, 4) if quick else (10_000, 32)  # one-second runs: a refresh or so each
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         bench_panel.measure(iterations, rounds, 0.25)
