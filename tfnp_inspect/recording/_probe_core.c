@@ -238,7 +238,7 @@ hash_by_call(const char *data, Py_ssize_t size, PyObject *array, unsigned long l
  * other threads of a parallel tf.data map run meanwhile. Not below: under contention, taking the
  * GIL back can wait for another thread's switch interval (5 ms), far longer than a short hash. */
 #define UNLOCKED_HASH_MIN_BYTES ((Py_ssize_t)1 << 20)
-/* Samples up to this size are gathered on the stack (the default one is 8 KiB). */
+/* Samples up to this size are gathered on the stack (the default one is 4 KiB). */
 #define SAMPLE_STACK_BYTES 8192
 
 /* The fingerprint of a plain C-contiguous array, as fingerprints.fingerprint (whole) or

@@ -308,11 +308,11 @@ class Recorder:
         count, the buffer was emptied since the reader last looked: every visible row comes back.
         """
         with self._lock:
-            rows = list(self._buffer)  # one C call: appends from other threads wait for it
-            total = self._evicted + len(rows)
-            new = total - seen if clears == self._clears else total
-            new = min(new, len(rows), self._capacity)
-            return (rows[-new:] if new > 0 else []), total, self._clears
+            stored = len(self._buffer)  # appends after this are for the next read
+            total = self._evicted + stored
+            new = min(total - seen if clears == self._clears else total, stored, self._capacity)
+            rows = _rows_between(self._buffer, stored - new, stored) if new > 0 else []
+            return rows, total, self._clears
 
     def find(self, seq: int) -> Invocation | None:
         for row in reversed(self._visible()):
