@@ -162,6 +162,35 @@ def test_a_call_stored_after_later_ones_still_counts_its_overlaps():
     assert Concurrency.from_dict(figures.to_dict()) == figures.copy()
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    calls=st.lists(st.tuples(st.integers(0, 3_000), st.integers(0, 1_000)), min_size=1, max_size=60),
+    sequential=st.booleans(),
+    cuts=st.lists(st.integers(1, 59), max_size=4),
+)
+def test_overlap_figures_are_those_of_every_interval_at_once(calls, sequential, cuts):
+    """busy_ns and max_in_flight, folded in batches (one after another or not), are the union's
+    length and the deepest overlap of all the intervals, counted instant by instant."""
+    if sequential:  # each call starts where or after the previous one ended
+        begin, laid = 0, []
+        for gap, duration in calls:
+            laid.append((begin + gap % 7, duration))
+            begin += gap % 7 + duration
+        calls = laid
+    figures = Concurrency("f")
+    bounds = sorted({0, len(calls), *(cut for cut in cuts if cut < len(calls))})
+    for low, high in itertools.pairwise(bounds):
+        for start, duration in calls[low:high]:
+            figures.add(T0 + start, duration, 1, "a")
+        figures.settle()
+    depth = [0] * (max(start + duration for start, duration in calls) + 1)
+    for start, duration in calls:
+        for instant in range(start, start + duration):
+            depth[instant] += 1
+    assert figures.busy_ns == sum(1 for d in depth if d)
+    assert figures.max_in_flight == max(depth) or (max(depth) == 0 and figures.max_in_flight <= 1)
+
+
 def test_serialized_hint_only_where_threads_took_turns_on_a_busy_function():
     serial = figures_of([(n * 1_000, 950) for n in range(32)])
     hint = serialized_hint(serial, first_seq=7)

@@ -6,7 +6,7 @@ import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable
-from itertools import islice
+from itertools import islice, repeat, starmap
 from operator import itemgetter
 from typing import Any
 
@@ -256,12 +256,13 @@ class Recorder:
         if self._folded < self._evicted + count:
             self._fold(self._evicted + count)
         popleft = self._buffer.popleft
-        for _ in range(count):
-            old = popleft()
-            # rows charged under 'full' give their bytes back whatever the level is now
-            # (they keep their payloads after a switch to 'summary' or 'none')
-            if self._captured_bytes:
-                self._captured_bytes -= captured_bytes(old)
+        if self._captured_bytes:
+            for _ in range(count):
+                # rows charged under 'full' give their bytes back whatever the level is now
+                # (they keep their payloads after a switch to 'summary' or 'none')
+                self._captured_bytes -= captured_bytes(popleft())
+        else:  # nothing to give back: dropped without a Python loop
+            deque(starmap(popleft, repeat((), count)), maxlen=0)
         self._evicted += count
 
     def _visible(self) -> list[tuple[Any, ...]]:
