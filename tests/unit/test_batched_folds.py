@@ -108,3 +108,23 @@ def test_eviction_keeps_exact_aggregates_across_batches() -> None:
         expected.add(row[5], row[12], row[13], row[8] is not None, row[9])
     assert _figures(recorder.stats()[expected.func_name]) == _figures(expected)
     assert recorder.total == len(rows) and len(recorder) == 100
+
+
+def test_full_capture_evicts_one_record_a_call_but_folds_a_batch_at_a_time(monkeypatch) -> None:
+    """Under 'full' capture every store of a full buffer evicts one record (its payload gives
+    its bytes back at once); counting them one per call paid a batch's fixed cost on every call."""
+    capacity = EVICTION_BATCH + 50
+    recorder = Recorder(capacity=capacity, capture="full")
+    rows = _rows(capacity + 2 * EVICTION_BATCH + 5, failing_every=13, longest_ns=10**9)
+    folds = []
+    add_rows = FunctionStats.add_rows
+    monkeypatch.setattr(FunctionStats, "add_rows", lambda self, batch: (folds.append(len(batch)), add_rows(self, batch)))
+    for row in rows:
+        recorder.store(row)
+        assert len(recorder) <= capacity
+    assert len(folds) == 3 and min(folds) == EVICTION_BATCH  # the third: 5 rows and a batch ahead
+    expected = FunctionStats(rows[0][1][0])
+    for row in rows:
+        expected.add(row[5], row[12], row[13], row[8] is not None, row[9])
+    assert _figures(recorder.stats()[expected.func_name]) == _figures(expected)
+    assert recorder.total == len(rows)

@@ -207,8 +207,8 @@ class Recorder:
 
         Other threads may append meanwhile (only appends happen outside the lock): rows are read
         up to a length taken first. Rows are folded per op (rows of one op share their site
-        tuple), a batch at a time. Eviction folds only what it evicts, so that the lock is never
-        held for long.
+        tuple), a batch at a time. Eviction folds what it evicts and at most a batch more, so
+        that the lock is never held for long.
         """
         buffer = self._buffer
         end = len(buffer) if upto is None else min(len(buffer), upto - self._evicted)
@@ -252,9 +252,13 @@ class Recorder:
             self._lock.release()
 
     def _evict(self, count: int) -> None:
-        """Drop the ``count`` oldest records, counting them first (lock held)."""
+        """Drop the ``count`` oldest records, counting them first (lock held).
+
+        Counts a batch ahead: under 'full' capture every store evicts one record, and folding
+        them one at a time would pay a batch's fixed cost (the numpy calls) on every call.
+        """
         if self._folded < self._evicted + count:
-            self._fold(self._evicted + count)
+            self._fold(self._evicted + max(count, EVICTION_BATCH))
         popleft = self._buffer.popleft
         if self._captured_bytes:
             for _ in range(count):
