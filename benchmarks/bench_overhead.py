@@ -102,7 +102,7 @@ SIZES = (
     Size(16, EVICTION_BATCH, 60),
     Size(16 << 10, EVICTION_BATCH, 60),  # 64 KiB
     Size(1 << 20, 32, 50),  # 4 MiB
-    Size(16 << 20, 16, 12),  # 64 MiB
+    Size(16 << 20, 16, 20),  # 64 MiB
 )
 
 

@@ -74,9 +74,9 @@ def measure(quick: bool) -> list[Row]:
 
     import tfnp_inspect as npi
 
-    # a run's throughput varies with thread scheduling: runs of about half a second, many rounds
-    count = 256 if quick else 1024
-    rounds = 8 if quick else 30
+    # a run's throughput varies with thread scheduling: runs of about a quarter of a second, many rounds
+    count = 256 if quick else 512
+    rounds = 8 if quick else 60
     pixels = np.random.default_rng(0).integers(0, 256, (DISTINCT_IMAGES, *IMAGE_SHAPE), dtype=np.uint8)
     images = tf.constant(pixels)
     bare = _dataset(tf.numpy_function, images, count)
