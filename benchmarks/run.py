@@ -1,7 +1,7 @@
 """Run every tfnp_inspect benchmark and print one table of ratios (instrumented vs baseline).
 
-    python benchmarks/run.py            # full run (about 13 minutes on 2 cores)
-    python benchmarks/run.py --quick    # fewer calls and rounds (about 3 minutes)
+    python benchmarks/run.py            # full run (about 18 minutes on 2 cores)
+    python benchmarks/run.py --quick    # fewer rounds (a few minutes)
 
 Every ratio is measured side by side in this one run; the absolute figures are printed next
 to it. The table is also written to ``benchmarks/results.md`` (to paste into the README) and
