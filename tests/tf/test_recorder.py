@@ -386,9 +386,10 @@ def varying(x: np.ndarray) -> np.ndarray:
     return np.zeros(n % 13 * 8 + 1)
 
 
-def test_aggregates_stay_exact_across_eviction() -> None:
+@pytest.mark.parametrize("capture", ["summary", "full"])  # 'full' evicts one record per store
+def test_aggregates_stay_exact_across_eviction(capture: str) -> None:
     everything: list[Any] = []
-    with npi.trace(capacity=16) as t:
+    with npi.trace(capacity=16, capture=capture) as t:
         t.subscribe(everything.append)
         for n in range(300):
             try:
