@@ -95,7 +95,7 @@ class Size:
 #: Every run is made with the ring buffer full, as in a long-running program: each call evicts one
 #: record, and the recorder folds evicted records into its aggregates EVICTION_BATCH (1024) at a
 #: time. The small sizes make 1024 calls per run, so that each run pays for one such batch (about
-#: 2 us a record, some 3% of a 16-element call); for the large ones it is under 0.2% of a call.
+#: 1.4 us a record, some 2% of a 16-element call); for the large ones it is under 0.2% of a call.
 #: Large arrays are hashed whole on one call in FULL_CHECK_EVERY (16): every run makes a multiple
 #: of 16 calls, so that each pays its share of them.
 SIZES = (
