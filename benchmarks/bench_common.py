@@ -12,6 +12,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
+from math import comb
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -19,6 +20,42 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from tfnp_inspect.model.options import Options
 
 MIB = 1 << 20
+
+#: What the Met column says. A paired row is judged by the 95% confidence interval of its median
+#: (:func:`median_interval`), not by the median alone: "within noise" when the interval holds the
+#: goal, so that a noisy round of the machine cannot pass or fail a goal by chance.
+MET, NOT_MET, WITHIN_NOISE = "yes", "NO", "within noise"
+CONFIDENCE = 0.95
+
+
+def verdict(met: bool) -> str:
+    """The Met column of a row measured without rounds (one figure against its goal)."""
+    return MET if met else NOT_MET
+
+
+def interval_verdict(interval: tuple[float, float], goal: float) -> str:
+    """Met when the whole confidence interval is at or under the goal, not met when it is all
+    above it, within noise when it holds the goal."""
+    low, high = interval
+    return MET if high <= goal else NOT_MET if low > goal else WITHIN_NOISE
+
+
+def median_interval(values: list[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """A distribution-free confidence interval of the median: a pair of order statistics.
+
+    The number B of values below the true median is binomial(n, 1/2) whatever the distribution,
+    so cutting ``k`` values from each end keeps the median inside with probability
+    1 - 2 P(B <= k); ``k`` is the largest cut that keeps that at ``confidence`` or more. The rounds'
+    ratios are far from normal (a stall of the machine gives a long tail), hence no t-interval.
+    """
+    ordered = sorted(values)
+    count = len(ordered)
+    tail = (1 - confidence) / 2
+    cut, at_most_next = 0, (1 + count) / 2 ** count  # P(B <= cut + 1)
+    while cut < (count - 1) // 2 and at_most_next <= tail:
+        cut += 1
+        at_most_next += comb(count, cut + 1) / 2 ** count
+    return ordered[cut], ordered[count - 1 - cut]
 
 #: What ``install()`` does when given no options, spelled out: ``install(**options)`` keeps
 #: the options of the previous call for any option it is not given (a mode that sets one must
@@ -37,7 +74,7 @@ class Row:
     ratio: float | None
     cpu_ratio: float | None = None  # the same ratio in process CPU time, where it applies
     goal: str = ""
-    met: bool | None = None  # None: no goal for this row
+    met: str | None = None  # MET, NOT_MET or WITHIN_NOISE; None: no goal for this row
     note: str = ""
     data: dict[str, Any] = field(default_factory=dict)  # raw numbers for results.json
 
@@ -107,6 +144,14 @@ class Paired:
         return quartiles[0], quartiles[2]
 
     @property
+    def interval(self) -> tuple[float, float]:
+        """The 95% confidence interval of :attr:`ratio` (see :func:`median_interval`)."""
+        return median_interval(self.ratios)
+
+    def verdict(self, goal: float) -> str:
+        return interval_verdict(self.interval, goal)
+
+    @property
     def typical_instrumented(self) -> Timing:
         """The median instrumented run (wall and CPU time each)."""
         return _median_run(self.instrumented)
@@ -116,8 +161,10 @@ class Paired:
         return _median_run(self.bare)
 
     def spread_note(self) -> str:
-        low, high = self.spread
-        return f"middle half of {len(self.ratios)} paired rounds {low:.3f}-{high:.3f}"
+        low, high = self.interval
+        first, third = self.spread
+        return (f"95% interval of the median {low:.3f}-{high:.3f}; middle half of {len(self.ratios)} paired "
+                f"rounds {first:.3f}-{third:.3f}")
 
 
 def _median_run(runs: list[Timing]) -> Timing:

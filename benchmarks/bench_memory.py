@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from bench_common import DEFAULT_OPTIONS, MIB, Row, mebibytes, rss_bytes
+from bench_common import DEFAULT_OPTIONS, MIB, Row, mebibytes, rss_bytes, verdict
 
 SECTION = "memory"
 CAPTURES = ("summary", "full")
@@ -101,7 +101,7 @@ def measure(quick: bool) -> list[Row]:
             "RSS " + " / ".join(f"{mebibytes(rss[p] - rss['0%'])}" for p in ("10%", "50%", "100%"))
             + " at 10/50/100%",
             f"first half {mebibytes(first_half)}, second {mebibytes(second_half)}", ratio,
-            goal=f"second/first <= {FLAT_GOAL}", met=ratio <= FLAT_GOAL,
+            goal=f"second/first <= {FLAT_GOAL}", met=verdict(ratio <= FLAT_GOAL),
             note=f"RSS before {rss['0%'] / MIB:.0f} MiB; buffer holds {result['kept']:,}; "
             f"~{result['record_bytes']} B/record, "
             f"bound capacity x record{' + budget' if capture == 'full' else ''} = {bound / MIB:.0f} MiB",

@@ -43,6 +43,7 @@ from bench_common import (
     interleaved,
     size_label,
     timed_run,
+    verdict,
 )
 
 SECTION = "per-call overhead"
@@ -295,7 +296,7 @@ def _row(case: str, pair: Paired, calls: int, goal: float | None, notes: list[st
     return Row(
         SECTION, case, f"{duration(instrumented.wall / calls)}/call", f"{duration(bare.wall / calls)}/call",
         pair.ratio, pair.cpu_ratio,
-        goal=f"<= {goal:.2f}" if goal else "", met=pair.ratio <= goal if goal else None,
+        goal=f"<= {goal:.2f}" if goal else "", met=pair.verdict(goal) if goal else None,
         note="; ".join([f"{calls} calls per run; {pair.spread_note()}", *notes]),
         data={**data, "calls": calls, "ratios": pair.ratios,
               "instrumented_s_per_call": instrumented.wall / calls, "bare_s_per_call": bare.wall / calls,
@@ -327,7 +328,7 @@ def _fingerprint_rows(
             section, f"{what} per MiB of input+output ({label} rows)",
             f"{duration(extra_mib)}/MiB", f"{duration(copy_mib)}/MiB np.copy", extra_mib / copy_mib,
             goal=f"<= {PER_MIB_GOAL}" if goal else "",
-            met=extra_mib / copy_mib <= PER_MIB_GOAL if goal else None,
+            met=verdict(extra_mib / copy_mib <= PER_MIB_GOAL) if goal else None,
             note="hashes before and after the call, and of the output" if goal
             else "recording alone: fingerprints of input and output, no re-hash",
             data={"extra_s_per_mib": extra_mib, "copy_s_per_mib": copy_mib},

@@ -26,6 +26,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from bench_common import median_interval
+
 
 def measure(iterations: int, rounds: int, interval: float) -> None:
     import numpy as np
@@ -89,10 +91,11 @@ def measure(iterations: int, rounds: int, interval: float) -> None:
     for index, clock in enumerate(("wall", "CPU")):
         bare_s = statistics.median(run[index] for run in bare)
         panel_s = statistics.median(run[index] for run in with_panel)
-        paired = statistics.median(p[index] / b[index] for p, b in zip(with_panel, bare, strict=True))
+        ratios = [p[index] / b[index] for p, b in zip(with_panel, bare, strict=True)]
+        paired, (low, high) = statistics.median(ratios), median_interval(ratios)
         print(f"{clock:>4} time: {bare_s * per_call:6.2f} us/call without panel, "
               f"{panel_s * per_call:6.2f} with; ratio {panel_s / bare_s:.3f}, median of paired "
-              f"runs {paired:.3f} (overhead {100 * (paired - 1):+.1f}%)")
+              f"runs {paired:.3f} (overhead {100 * (paired - 1):+.1f}%, 95% interval {low:.3f}-{high:.3f})")
 
 
 def run_in_kernel(argv: list[str]) -> None:

@@ -16,7 +16,7 @@ import time
 
 from tfnp_inspect.model.records import C_START_NS
 
-from bench_common import DEFAULT_OPTIONS, Row, duration
+from bench_common import DEFAULT_OPTIONS, Row, duration, verdict
 from bench_overhead import scale
 
 SECTION = "recorder append"
@@ -86,7 +86,7 @@ def measure(quick: bool, bare_call_s: float) -> list[Row]:
             f"{per_record * 1e9:.0f} ns/record", f"{duration(bare_call_s)}/bare call",
             per_record / bare_call_s,
             goal=f"<= {GOAL_NS} ns/record" if goal else "",
-            met=per_record * 1e9 <= GOAL_NS if goal else None,
+            met=verdict(per_record * 1e9 <= GOAL_NS) if goal else None,
             note=f"{per_thread * threads} records x {repetitions}, capacity {DEFAULT_OPTIONS['capacity']}",
             data={"threads": threads, "ns_per_record": per_record * 1e9, "bare_call_s": bare_call_s},
         ))

@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_common import Row, skipped  # noqa: E402
+from bench_common import Row, interval_verdict, skipped  # noqa: E402
 
 COLUMNS = ("Benchmark", "Case", "Instrumented", "Baseline", "Ratio", "CPU ratio", "Goal", "Met", "Notes")
 PANEL_GOAL = 1.02  # issue 14
@@ -36,7 +36,7 @@ PANEL_GOAL = 1.02  # issue 14
 #: What bench_panel.measure prints per clock (it returns nothing).
 PANEL_LINE = re.compile(
     r"^\s*(?P<clock>\w+) time:\s*(?P<bare>[\d.]+) us/call without panel,\s*(?P<panel>[\d.]+) with;"
-    r".*?median of paired runs (?P<paired>[\d.]+)",
+    r".*?median of paired runs (?P<paired>[\d.]+).*?95% interval (?P<low>[\d.]+)-(?P<high>[\d.]+)",
     re.MULTILINE,
 )
 
@@ -62,9 +62,10 @@ def panel_rows(quick: bool) -> list[Row]:
     return [Row(
         section, case, f"{wall['panel']} us/call", f"{wall['bare']} us/call", ratio,
         float(cpu["paired"]) if cpu else None,
-        goal=f"<= {PANEL_GOAL:.2f}", met=ratio <= PANEL_GOAL,
+        goal=f"<= {PANEL_GOAL:.2f}", met=interval_verdict((float(wall["low"]), float(wall["high"])), PANEL_GOAL),
         note=f"{iterations} calls x {rounds}, tracing on in both"
-        + (f", {refreshes[1]} refreshes/s" if refreshes else "") + "; ratios: median of paired runs",
+        + (f", {refreshes[1]} refreshes/s" if refreshes else "")
+        + f"; ratios: median of paired runs, 95% interval of the median {wall['low']}-{wall['high']}",
         data={"with_panel_us": float(wall["panel"]), "without_panel_us": float(wall["bare"]),
               "iterations": iterations, "rounds": rounds, "printed": text},
     )]
@@ -100,7 +101,7 @@ def run_sections(quick: bool) -> list[Row]:
 
 
 def cells(row: Row) -> tuple[str, ...]:
-    met = "" if row.met is None else ("yes" if row.met else "NO")
+    met = row.met or ""
     ratio = "" if row.ratio is None else f"{row.ratio:.3f}"
     cpu_ratio = "" if row.cpu_ratio is None else f"{row.cpu_ratio:.3f}"
     return (row.section, row.case, row.measured, row.baseline, ratio, cpu_ratio, row.goal, met, row.note)

@@ -50,8 +50,9 @@ static const char *ROW_FIELDS[] = {
 static PyObject *xxh3, *py_describe, *perf_counter_ns, *seq_counter, *thread_name_fn, *threads, *thread_name_property,
     *switches, *records_dict, *output_refcounts, *rows_of, *deliver_rest, *reference_call;
 static PyTypeObject *ndarray_type, *tensor_wrapper_type;
-/* python-xxhash's own XXH3_64bits (fingerprints.xxh3_function_address), NULL where it is not
- * exported or does not give what xxhash.xxh3_64_intdigest gives: then `xxh3` is called. */
+/* python-xxhash's own XXH3 (fingerprints.xxh3_function_address: the CPU-dispatched one where it is
+ * exported), NULL where none is or it does not give what xxhash.xxh3_64_intdigest gives: then
+ * `xxh3` is called. */
 static unsigned long long (*xxh3_direct)(const void *, size_t);
 static long long wall_offset_ns;
 static Py_ssize_t sampled_min_bytes, copy_hint_min_bytes, sample_elements, unhashed_from_bytes, sample_blocks,
@@ -1060,22 +1061,28 @@ take_number(PyObject *kwargs, const char *name, long long *out)
     return *out == -1 && PyErr_Occurred() ? -1 : 0;
 }
 
-/* Call XXH3 at `address` from now on, if it hashes a probe text as `xxh3` does (else, or for 0,
- * keep calling `xxh3`). */
+/* Call XXH3 at `address` from now on, if it hashes probe texts as `xxh3` does (else, or for 0,
+ * keep calling `xxh3`): a short one and one past 240 bytes, where XXH3 switches to its long,
+ * vectorised loop (the one a dispatching build picks by CPU). */
 static int
 use_direct_xxh3(Py_uintptr_t address)
 {
     static const char text[] = "tfnp_inspect: the compiled core's direct XXH3, checked at init";
+    char long_text[4096];
     xxh3_direct = NULL;
     if (address == 0) {
         return 0;
     }
+    for (size_t i = 0; i < sizeof(long_text); i++) {
+        long_text[i] = text[i % (sizeof(text) - 1)] ^ (char)(i >> 6);
+    }
     unsigned long long (*candidate)(const void *, size_t) = (unsigned long long (*)(const void *, size_t))address;
-    unsigned long long expected;
-    if (hash_by_call(text, (Py_ssize_t)sizeof(text), NULL, &expected) < 0) {
+    unsigned long long expected, expected_long;
+    if (hash_by_call(text, (Py_ssize_t)sizeof(text), NULL, &expected) < 0
+        || hash_by_call(long_text, (Py_ssize_t)sizeof(long_text), NULL, &expected_long) < 0) {
         return -1;
     }
-    if (candidate(text, sizeof(text)) == expected) {
+    if (candidate(text, sizeof(text)) == expected && candidate(long_text, sizeof(long_text)) == expected_long) {
         xxh3_direct = candidate;
     }
     return 0;
