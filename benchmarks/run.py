@@ -1,6 +1,6 @@
 """Run every tfnp_inspect benchmark and print one table of ratios (instrumented vs baseline).
 
-    python benchmarks/run.py            # full run (about 18 minutes on 2 cores)
+    python benchmarks/run.py            # full run (about 19 minutes on 2 cores)
     python benchmarks/run.py --quick    # fewer rounds (a few minutes)
 
 Every ratio is measured side by side in this one run; the absolute figures are printed next
@@ -157,9 +157,11 @@ def main() -> None:
         "Ratio: instrumented / baseline in wall time (per call or per MiB; for the pipeline, bare "
         "throughput / instrumented throughput; for memory, RSS growth in the second half of the "
         "calls / in the first half); for the per-call and pipeline rows, the median over paired "
-        "rounds (instrumented, bare, bare, instrumented), whose middle half the notes give, and "
+        "rounds (instrumented, bare, bare, instrumented), whose 95% interval and middle half the "
+        "notes give, and "
         "the instrumented and baseline figures are median runs. CPU ratio: the same in this "
-        "process's CPU time. Goals are judged on the wall-time ratio."
+        "process's CPU time. Goals are judged on the wall-time ratio: by its 95% interval where it "
+        "has rounds (yes / NO / within noise, see benchmarks/README.md)."
     )
     (HERE / "results.md").write_text(
         f"`{env['command']}` ({header})\n\n{markdown_table(rows)}\n\n{ratio_note}\n", encoding="utf-8",
