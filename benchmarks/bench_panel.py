@@ -25,6 +25,8 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# bench_common sits beside this file; IPython's %run (--in-kernel) does not put this folder on sys.path
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_common import median_interval
 
