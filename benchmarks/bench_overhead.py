@@ -7,9 +7,10 @@ fold nor prune the calls, even when ``stateful=False``). The instrumented loop i
 traced while nothing is installed (once tracing is on, ``tf.numpy_function`` itself is patched
 and TF's PyFunc registry is observed, so a bare loop must also be *timed* with tracing off).
 Every loop is traced before anything is timed; then each variant is timed in paired rounds
-(``bench_common.Paired``), with the recorder's ring buffer full (every call evicts a record, as
-in a long-running program): ``install(**mode)`` -> time the instrumented loop -> ``uninstall()``
--> time the bare loop twice -> the instrumented loop again; the ratio is the median over rounds.
+(``bench_common.Paired``), each variant with a recorder of its own whose ring buffer is full
+(every call evicts a record of its kind, as in a long-running program): activate it -> time the
+instrumented loop -> deactivate it -> time the bare loop twice -> the instrumented loop again;
+the ratio is the median over rounds.
 
 Floors and a control, 16 elements: the bare loop against itself (A/A: what the method reads
 when nothing differs), and the instrumented loop with the registry hook alone (what any
