@@ -1,8 +1,9 @@
 """Folding rows in batches gives exactly what folding them one by one gives (no TensorFlow).
 
-The recorder folds evicted rows a batch at a time (``FunctionStats.add_rows``, the numpy
-histogram, ``SiteShapes`` counting repeats without a loop over the rows); these compare each
-batched path with the per-row one it replaces, on the edge values where they could differ.
+The recorder folds evicted rows a batch at a time (their columns read once, then
+``FunctionStats.add_columns``, the numpy histogram, ``SiteShapes`` counting repeats without a loop
+over the rows); these compare each batched path with the per-row one it replaces, on the edge
+values where they could differ.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tfnp_inspect.model.columns import columns_of, int_column
 from tfnp_inspect.model.records import ErrorInfo
 from tfnp_inspect.model.shapes import SiteShapes
 from tfnp_inspect.model.stats import DurationHistogram, FunctionStats, bucket_of
@@ -31,7 +33,7 @@ def test_numpy_buckets_equal_python_buckets_at_every_edge() -> None:
     one_by_one, batched = DurationHistogram(), DurationHistogram()
     for value in values:
         one_by_one.add(value)
-    batched.add_many(values)
+    batched.add_many(int_column(values))
     assert batched.counts == one_by_one.counts and batched.count == one_by_one.count
     assert all(bucket_of(v) in batched.counts for v in values)
 
@@ -42,7 +44,7 @@ def test_histogram_batches_of_any_size(values: list[int]) -> None:
     one_by_one, batched = DurationHistogram(), DurationHistogram()
     for value in values:
         one_by_one.add(value)
-    batched.add_many(values)
+    batched.add_many(int_column(values))
     assert batched.counts == one_by_one.counts
 
 
@@ -70,8 +72,8 @@ def test_function_stats_batches_equal_one_by_one(count: int) -> None:
     one_by_one, batched = FunctionStats("f"), FunctionStats("f")
     for row in rows:
         one_by_one.add(row[5], row[12], row[13], row[8] is not None, row[9])
-    batched.add_rows(rows[: count // 2])
-    batched.add_rows(rows[count // 2:])
+    batched.add_columns(columns_of(rows[: count // 2]))
+    batched.add_columns(columns_of(rows[count // 2:]))
     assert _figures(batched) == _figures(one_by_one)
 
 
@@ -79,10 +81,10 @@ def _shapes(rows: list[tuple], batched: bool) -> SiteShapes:
     aggregate = SiteShapes.for_site(rows[0][1])
     if batched:
         for start in range(0, len(rows), 40):
-            aggregate.add_rows(rows[start:start + 40])
+            aggregate.add_rows(rows[start:start + 40], columns_of(rows[start:start + 40]))
     else:
         for row in rows:
-            aggregate.add_rows([row])
+            aggregate.add_rows([row], columns_of([row]))
     aggregate.flush()
     return aggregate
 
@@ -117,8 +119,10 @@ def test_full_capture_evicts_one_record_a_call_but_folds_a_batch_at_a_time(monke
     recorder = Recorder(capacity=capacity, capture="full")
     rows = _rows(capacity + 2 * EVICTION_BATCH + 5, failing_every=13, longest_ns=10**9)
     folds = []
-    add_rows = FunctionStats.add_rows
-    monkeypatch.setattr(FunctionStats, "add_rows", lambda self, batch: (folds.append(len(batch)), add_rows(self, batch)))
+    add_columns = FunctionStats.add_columns
+    monkeypatch.setattr(
+        FunctionStats, "add_columns", lambda self, batch: (folds.append(len(batch.durations)), add_columns(self, batch)),
+    )
     for row in rows:
         recorder.store(row)
         assert len(recorder) <= capacity

@@ -14,15 +14,14 @@ and the figures are exact unless a call is stored after more than that many late
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from .records import C_DURATION_NS, C_START_NS, C_THREAD_ID, C_THREAD_NAME
+from .columns import Column, RowColumns
 
 #: How long after a later call ended an earlier-started one may still be stored (checks,
 #: a thread waiting for the GIL): intervals are kept this long past the longest call.
@@ -34,14 +33,13 @@ MAX_THREADS = 256
 
 _Times = npt.NDArray[np.int64]
 _NO_TIMES: _Times = np.zeros(0, dtype=np.int64)
-_START, _DURATION, _THREAD = itemgetter(C_START_NS), itemgetter(C_DURATION_NS), itemgetter(C_THREAD_ID)
 
 
 @dataclass(slots=True)
 class Concurrency:
     """How one function's calls overlapped in time (see the module's description).
 
-    Calls are queued by :meth:`add` / :meth:`add_rows` and counted by :meth:`settle`, a batch
+    Calls are queued by :meth:`add` / :meth:`add_columns` and counted by :meth:`settle`, a batch
     at a time (numpy does the sweeps); every copy and snapshot is settled.
     """
 
@@ -56,25 +54,24 @@ class Concurrency:
     #: thread ident -> name, for the first MAX_THREADS threads
     threads: dict[int, str] = field(default_factory=dict[int, str])
     more_threads: int = 0
-    _starts: list[int] = field(default_factory=list[int], repr=False, compare=False)
-    _durations: list[int] = field(default_factory=list[int], repr=False, compare=False)
+    _starts: list[Column] = field(default_factory=list[Column], repr=False, compare=False)
+    _durations: list[Column] = field(default_factory=list[Column], repr=False, compare=False)
     #: intervals kept for overlaps with calls stored later
     _recent_starts: _Times = field(default_factory=lambda: _NO_TIMES, repr=False, compare=False)
     _recent_ends: _Times = field(default_factory=lambda: _NO_TIMES, repr=False, compare=False)
 
     def add(self, start_ns: int, duration_ns: int, thread_id: int, thread_name: str) -> None:
         """Queue one call (counted by the next :meth:`settle`)."""
-        self._starts.append(start_ns)
-        self._durations.append(duration_ns)
+        self._starts.append(np.array([start_ns], dtype=np.int64))
+        self._durations.append(np.array([duration_ns], dtype=np.int64))
         self._thread(thread_id, thread_name)
 
-    def add_rows(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Queue stored rows (``CallRow`` order), reading their columns without a Python loop."""
-        self._starts += map(_START, rows)
-        self._durations += map(_DURATION, rows)
-        threads = self.threads
-        for ident in set(map(_THREAD, rows)).difference(threads):
-            self._thread(ident, next(row[C_THREAD_NAME] for row in rows if row[C_THREAD_ID] == ident))
+    def add_columns(self, columns: RowColumns) -> None:
+        """Queue a batch of stored rows (of this function)."""
+        self._starts.append(columns.starts)
+        self._durations.append(columns.durations)
+        for ident, name in columns.threads.items():
+            self._thread(ident, name)
 
     def _thread(self, ident: int, name: str) -> None:
         threads = self.threads
@@ -88,8 +85,8 @@ class Concurrency:
         """Count the queued calls: totals, ``busy_ns`` and ``max_in_flight``."""
         if not self._starts:
             return
-        starts = np.array(self._starts, dtype=np.int64)
-        ends = starts + np.array(self._durations, dtype=np.int64)
+        starts = np.concatenate(self._starts).astype(np.int64, copy=False)
+        ends = starts + np.concatenate(self._durations).astype(np.int64, copy=False)
         self._starts, self._durations = [], []
         durations = ends - starts
         if not self.calls or int(starts.min()) < self.first_start_ns:
@@ -236,9 +233,9 @@ class PipelineFolder:
     def add(self, func_name: str, start_ns: int, duration_ns: int, thread_id: int, thread_name: str) -> None:
         self._of(func_name).add(start_ns, duration_ns, thread_id, thread_name)
 
-    def add_rows(self, func_name: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Queue stored rows of one function (settled by :meth:`settle`)."""
-        self._of(func_name).add_rows(rows)
+    def add_columns(self, func_name: str, columns: RowColumns) -> None:
+        """Queue a batch of stored rows of one function (settled by :meth:`settle`)."""
+        self._of(func_name).add_columns(columns)
 
     def _of(self, func_name: str) -> Concurrency:
         aggregate = self.by_name.get(func_name)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, cast
 
+from .columns import RowColumns
 from .records import A_DTYPE, A_SHAPE, C_ERROR, C_RAW_INPUTS, C_RAW_OUTPUTS, C_SEQ, CallSite, dtype_name
 
 #: One shape as the model knows it: a dimension per axis, None where it is unknown or varied.
@@ -163,7 +164,6 @@ class PositionShapes:
 
 #: Batches of at least this many rows try :meth:`SiteShapes._count_repeats` first.
 _BATCH_ROWS = 16
-_ERROR, _INPUTS, _OUTPUTS = itemgetter(C_ERROR), itemgetter(C_RAW_INPUTS), itemgetter(C_RAW_OUTPUTS)
 _SHAPE, _DTYPE = itemgetter(A_SHAPE), itemgetter(A_DTYPE)
 
 
@@ -231,14 +231,14 @@ class SiteShapes:
         if succeeded == AGREEING_CALLS or (changed and succeeded > AGREEING_CALLS):
             self.settled_seq = seq
 
-    def add_rows(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Fold stored rows (``CallRow`` order) of this op.
+    def add_rows(self, rows: Sequence[Sequence[Any]], columns: RowColumns) -> None:
+        """Fold stored rows (``CallRow`` order) of this op, and their columns.
 
         A call whose arrays have the shapes and dtypes of an earlier call changes nothing but
         counts, so it is only counted (its shapes and dtypes read by ``zip``, without a Python
         loop over the arrays); :meth:`flush` adds those counts to the positions.
         """
-        if len(rows) >= _BATCH_ROWS and self._count_repeats(rows):
+        if columns.uniform and len(rows) >= _BATCH_ROWS and self._count_repeats(rows):
             return
         repeats = self._repeats
         known_key = repeats.get
@@ -250,10 +250,10 @@ class SiteShapes:
             dtypes: tuple[Any, ...] | None = None
             if row[error_at] is None:
                 # RawArray rows all have one length; strict= would triple the cost of this line
-                columns = zip(*(raw_inputs + raw_outputs))  # noqa: B905
-                shapes = next(columns, None)
+                fields = zip(*(raw_inputs + raw_outputs))  # noqa: B905
+                shapes = next(fields, None)
                 if shapes is not None:
-                    key, dtypes = (len(raw_inputs), shapes), next(columns)
+                    key, dtypes = (len(raw_inputs), shapes), next(fields)
                     known = known_key(key)
                     if known is not None and known[0] == dtypes:
                         known[1] += 1
@@ -271,36 +271,23 @@ class SiteShapes:
             self.last_seq = rows[-1][seq_at]
 
     def _count_repeats(self, rows: Sequence[Sequence[Any]]) -> bool:
-        """The steady state, without a Python loop over the rows: every row a successful call
-        with the shapes and dtypes of an earlier one, all alike. Counts them and says True; says
+        """The steady state, without a Python loop over the rows: a batch whose rows are alike
+        (``RowColumns.uniform``), shaped like an earlier call. Counts them and says True; says
         False (and changes nothing) otherwise."""
         repeats = self._repeats
-        if not repeats or list(map(_ERROR, rows)).count(None) != len(rows):
+        first = rows[0]
+        arrays = first[C_RAW_INPUTS] + first[C_RAW_OUTPUTS]
+        if not repeats or not arrays:
             return False
-        inputs, outputs = list(map(_INPUTS, rows)), list(map(_OUTPUTS, rows))
-        input_counts, output_counts = set(map(len, inputs)), set(map(len, outputs))
-        if len(input_counts) != 1 or len(output_counts) != 1:
-            return False
-        arity = input_counts.pop()
-        columns = [list(map(itemgetter(i), inputs)) for i in range(arity)]
-        columns += [list(map(itemgetter(i), outputs)) for i in range(output_counts.pop())]
-        if not columns:
-            return False
-        # one signature for the whole batch (compared column by column, without hashing dtypes)
-        shapes = tuple(column[0][A_SHAPE] for column in columns)
-        dtypes = tuple(column[0][A_DTYPE] for column in columns)
-        known = repeats.get((arity, shapes))
-        if known is None or known[0] != dtypes:
+        known = repeats.get((len(first[C_RAW_INPUTS]), tuple(map(_SHAPE, arrays))))
+        if known is None or known[0] != tuple(map(_DTYPE, arrays)):
             return False
         total = len(rows)
-        for column, shape, dtype in zip(columns, shapes, dtypes, strict=True):
-            if list(map(_SHAPE, column)).count(shape) != total or list(map(_DTYPE, column)).count(dtype) != total:
-                return False
         known[1] += total
         succeeded = self.calls - self.errors
-        if succeeded < AGREEING_CALLS <= succeeded + len(rows):
+        if succeeded < AGREEING_CALLS <= succeeded + total:
             self.settled_seq = rows[AGREEING_CALLS - succeeded - 1][C_SEQ]
-        self.calls += len(rows)
+        self.calls += total
         self.last_seq = rows[-1][C_SEQ]
         return True
 
@@ -423,8 +410,8 @@ class ShapeFolder:
         self.by_key: dict[tuple[Any, ...], SiteShapes] = {}
         self._by_site: dict[int, tuple[Sequence[Any], SiteShapes]] = {}
 
-    def add_rows(self, site: Sequence[Any], rows: Sequence[Sequence[Any]]) -> None:
-        """Fold stored rows of the op ``site`` describes (their site tuple)."""
+    def add_rows(self, site: Sequence[Any], rows: Sequence[Sequence[Any]], columns: RowColumns) -> None:
+        """Fold stored rows of the op ``site`` describes (their site tuple), and their columns."""
         cached = self._by_site.get(id(site))
         if cached is not None and cached[0] is site:
             aggregate = cached[1]
@@ -432,7 +419,7 @@ class ShapeFolder:
             aggregate = self._aggregate(site)
             if aggregate is None:
                 return
-        aggregate.add_rows(rows)
+        aggregate.add_rows(rows, columns)
 
     def _aggregate(self, site: Sequence[Any]) -> SiteShapes | None:
         key = site_key(site[S_FUNC_NAME], site[S_CALL_SITE], site[S_MODE], site[S_ORIGIN], site[S_STATIC_SHAPES])

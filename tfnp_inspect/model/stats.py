@@ -9,16 +9,16 @@ of a function called that few times are exact; every quantile lies within [min, 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from itertools import chain
 from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
 from . import seams
-from .records import C_BYTES_IN, C_BYTES_OUT, C_DURATION_NS, C_ERROR, C_VIOLATIONS, V_KIND
+from .columns import Column, RowColumns, exact_sum
+from .records import V_KIND
 
 _SUB_BITS = 3  # 2**3 sub-buckets per power of two
 #: Values below this are buckets of their own; the sub-bucket is the next _SUB_BITS bits.
@@ -78,16 +78,16 @@ class DurationHistogram:
         self.counts[b] = self.counts.get(b, 0) + 1
         self.count += 1
 
-    def add_many(self, values_ns: Sequence[int]) -> None:
+    def add_many(self, values_ns: Column) -> None:
         """Add a batch (what :meth:`add` does for each value, in numpy for large batches)."""
         counts = self.counts
-        if len(values_ns) < _NUMPY_BATCH or max(values_ns) > _INT64_MAX or min(values_ns) < 0:
-            for value in values_ns:
+        if len(values_ns) < _NUMPY_BATCH or values_ns.dtype != np.int64 or int(values_ns.min()) < 0:
+            for value in values_ns.tolist():
                 b = bucket_of(value)
                 counts[b] = counts.get(b, 0) + 1
         else:
             # bucket numbers are small (under 8 * 64): counted by index, no sort
-            how_many = np.bincount(_buckets(np.asarray(values_ns, dtype=np.int64)))
+            how_many = np.bincount(_buckets(values_ns))
             buckets = np.flatnonzero(how_many)
             for b, n in zip(buckets.tolist(), how_many[buckets].tolist(), strict=True):
                 counts[b] = counts.get(b, 0) + n
@@ -126,9 +126,7 @@ class DurationHistogram:
         return clone
 
 
-_DURATION, _ERROR = itemgetter(C_DURATION_NS), itemgetter(C_ERROR)
-_BYTES_IN, _BYTES_OUT = itemgetter(C_BYTES_IN), itemgetter(C_BYTES_OUT)
-_VIOLATIONS, _KIND = itemgetter(C_VIOLATIONS), itemgetter(V_KIND)
+_KIND = itemgetter(V_KIND)
 
 
 @dataclass(slots=True)
@@ -151,7 +149,7 @@ class FunctionStats:
 
     def add(self, duration_ns: int, bytes_in: int, bytes_out: int, failed: bool, violations: Any) -> None:
         """Count one call; ``violations`` are Violation rows (kind first). Recorders fold a batch
-        at a time with :meth:`add_rows`; this is the same for one call."""
+        at a time with :meth:`add_columns`; this is the same for one call."""
         self.calls += 1
         if failed:
             self.errors += 1
@@ -168,25 +166,23 @@ class FunctionStats:
             self.violations[violation[V_KIND]] += 1
         self.histogram.add(duration_ns)
 
-    def add_rows(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Count stored rows (``CallRow`` order), as :meth:`add` would one by one, reading their
-        columns without a Python loop over the rows."""
-        durations: list[int] = list(map(_DURATION, rows))
-        if not durations:
+    def add_columns(self, columns: RowColumns) -> None:
+        """Count a batch of stored rows (of this function), as :meth:`add` would one by one."""
+        durations = columns.durations
+        if not len(durations):
             return
         room = EXACT_QUANTILE_CALLS - self.calls
         if room > 0:
-            self.durations_ns.extend(durations[:room])
+            self.durations_ns.extend(durations[:room].tolist())
         self.calls += len(durations)
-        self.errors += len(durations) - list(map(_ERROR, rows)).count(None)
-        self.total_ns += sum(durations)
-        self.max_ns = max(self.max_ns, max(durations))
-        self.min_ns = min(self.min_ns, min(durations))
-        self.bytes_in += sum(map(_BYTES_IN, rows))
-        self.bytes_out += sum(map(_BYTES_OUT, rows))
-        violated: list[tuple[Any, ...]] = list(filter(None, map(_VIOLATIONS, rows)))  # most rows have none
-        if violated:
-            self.violations.update(map(_KIND, chain.from_iterable(violated)))
+        self.errors += columns.errors
+        self.total_ns += exact_sum(durations)
+        self.max_ns = max(self.max_ns, int(durations.max()))
+        self.min_ns = min(self.min_ns, int(durations.min()))
+        self.bytes_in += columns.bytes_in
+        self.bytes_out += columns.bytes_out
+        if columns.violations:  # most batches have none
+            self.violations.update(map(_KIND, columns.violations))
         self.histogram.add_many(durations)
 
     def merge(self, other: FunctionStats) -> None:

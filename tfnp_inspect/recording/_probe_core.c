@@ -10,6 +10,9 @@
  *
  * Every Python object it needs comes from probe.py through init(); the tuple layouts it builds
  * (FastPath, CallRow, RawArray) are exported below and checked against probe.py at import.
+ *
+ * It also reads the columns of a batch of stored rows for the recorder's aggregates: columns(),
+ * the twin of model/columns.columns_of, which needs no init().
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -44,6 +47,12 @@ enum { R_SEQ, R_SITE, R_THREAD_ID, R_THREAD_NAME, R_START, R_DURATION, R_INPUTS,
 static const char *ROW_FIELDS[] = {
     "seq", "site", "thread_id", "thread_name", "start_ns", "duration_ns", "raw_inputs", "raw_outputs",
     "error", "violations", "static_hints", "process", "bytes_in", "bytes_out", NULL
+};
+/* RowColumns fields (model/columns.py), what columns() returns */
+enum { K_DURATIONS, K_STARTS, K_ERRORS, K_BYTES_IN, K_BYTES_OUT, K_VIOLATIONS, K_THREADS, K_ONE_SITE, K_UNIFORM,
+       K_COUNT };
+static const char *COLUMN_FIELDS[] = {
+    "durations", "starts", "errors", "bytes_in", "bytes_out", "violations", "threads", "one_site", "uniform", NULL
 };
 
 /* What init() hands over (strong references, kept for the process's life). */
@@ -1159,12 +1168,171 @@ core_init(PyObject *module, PyObject *args, PyObject *kwargs)
     return PyBool_FromLong(xxh3_direct != NULL);
 }
 
+
+/* A row's int at `index` as a C integer; 0 with *usable cleared where it is not an exact int that
+ * fits (the Python twin then reads the batch). */
+static long long
+row_int(PyObject *row, int index, int *usable)
+{
+    PyObject *value = PyTuple_GET_ITEM(row, index);
+    int overflow = 0;
+    long long number = PyLong_CheckExact(value) ? PyLong_AsLongLongAndOverflow(value, &overflow) : 0;
+    if (!PyLong_CheckExact(value) || overflow || (number == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        *usable = 0;
+        return 0;
+    }
+    return number;
+}
+
+/* Whether two RawArray tuples (at one position of two rows) have one shape and one dtype. */
+static int
+same_array_kind(PyObject *raw, PyObject *first)
+{
+    if (!PyTuple_CheckExact(raw) || PyTuple_GET_SIZE(raw) != A_COUNT) {
+        return 0;
+    }
+    int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(raw, A_SHAPE), PyTuple_GET_ITEM(first, A_SHAPE), Py_EQ);
+    if (same > 0) {
+        same = PyObject_RichCompareBool(PyTuple_GET_ITEM(raw, A_DTYPE), PyTuple_GET_ITEM(first, A_DTYPE), Py_EQ);
+    }
+    return same;
+}
+
+/* Whether a row's arrays (inputs or outputs) are as many as the first row's, each of the same
+ * shape and dtype; -1 on error. */
+static int
+same_arrays(PyObject *arrays, PyObject *first)
+{
+    if (arrays == first) {
+        return 1;
+    }
+    if (!PyTuple_CheckExact(arrays) || PyTuple_GET_SIZE(arrays) != PyTuple_GET_SIZE(first)) {
+        return 0;
+    }
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(arrays); k++) {
+        int same = same_array_kind(PyTuple_GET_ITEM(arrays, k), PyTuple_GET_ITEM(first, k));
+        if (same <= 0) {
+            return same;
+        }
+    }
+    return 1;
+}
+
+/* columns(rows) -- model.columns.columns_of in one pass over a list of stored rows, as a tuple in
+ * RowColumns' order; None where the Python twin must read them (an empty batch, a row that is not
+ * a plain CallRow tuple, a value beyond int64). */
+static PyObject *
+core_columns(PyObject *module, PyObject *rows)
+{
+    (void)module;
+    if (!PyList_CheckExact(rows) || PyList_GET_SIZE(rows) == 0) {
+        Py_RETURN_NONE;
+    }
+    npy_intp n = PyList_GET_SIZE(rows);
+    PyObject *first = PyList_GET_ITEM(rows, 0);
+    if (!PyTuple_CheckExact(first) || PyTuple_GET_SIZE(first) != R_COUNT) {
+        Py_RETURN_NONE;
+    }
+    PyObject *durations = PyArray_SimpleNew(1, &n, NPY_INT64), *starts = PyArray_SimpleNew(1, &n, NPY_INT64);
+    PyObject *violations = PyList_New(0), *threads = PyDict_New();
+    PyObject *result = NULL, *last_ident = NULL;
+    if (durations == NULL || starts == NULL || violations == NULL || threads == NULL) {
+        goto done;
+    }
+    int64_t *duration_at = PyArray_DATA((PyArrayObject *)durations), *start_at = PyArray_DATA((PyArrayObject *)starts);
+    PyObject *site = PyTuple_GET_ITEM(first, R_SITE);
+    PyObject *first_inputs = PyTuple_GET_ITEM(first, R_INPUTS), *first_outputs = PyTuple_GET_ITEM(first, R_OUTPUTS);
+    int usable = PyTuple_CheckExact(first_inputs) && PyTuple_CheckExact(first_outputs);
+    int one_site = 1, uniform = 1;
+    long long errors = 0, bytes_in = 0, bytes_out = 0;
+    for (npy_intp i = 0; usable && i < n; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != R_COUNT) {
+            usable = 0;
+            break;
+        }
+        if (one_site && PyTuple_GET_ITEM(row, R_SITE) != site) {
+            one_site = PyObject_RichCompareBool(PyTuple_GET_ITEM(row, R_SITE), site, Py_EQ);
+            if (one_site < 0) {
+                goto done;
+            }
+        }
+        duration_at[i] = row_int(row, R_DURATION, &usable);
+        start_at[i] = row_int(row, R_START, &usable);
+        long long in = row_int(row, R_BYTES_IN, &usable), out = row_int(row, R_BYTES_OUT, &usable);
+        if (__builtin_add_overflow(bytes_in, in, &bytes_in) || __builtin_add_overflow(bytes_out, out, &bytes_out)) {
+            usable = 0;
+        }
+        if (PyTuple_GET_ITEM(row, R_ERROR) != Py_None) {
+            errors++;
+            uniform = 0;
+        }
+        PyObject *found = PyTuple_GET_ITEM(row, R_VIOLATIONS);
+        if (!PyTuple_CheckExact(found)) {
+            usable = 0;
+        }
+        else if (PyTuple_GET_SIZE(found)
+                 && PyList_SetSlice(violations, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, found) < 0) {  /* extend */
+            goto done;
+        }
+        PyObject *ident = PyTuple_GET_ITEM(row, R_THREAD_ID);
+        if (ident != last_ident) {  /* most rows come from the thread of the row before */
+            if (PyDict_SetDefault(threads, ident, PyTuple_GET_ITEM(row, R_THREAD_NAME)) == NULL) {
+                goto done;
+            }
+            last_ident = ident;
+        }
+        if (uniform && i) {
+            uniform = same_arrays(PyTuple_GET_ITEM(row, R_INPUTS), first_inputs);
+            if (uniform > 0) {
+                uniform = same_arrays(PyTuple_GET_ITEM(row, R_OUTPUTS), first_outputs);
+            }
+            if (uniform < 0) {
+                goto done;
+            }
+        }
+    }
+    if (!usable) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    result = PyTuple_New(K_COUNT);
+    if (result == NULL) {
+        goto done;
+    }
+    PyTuple_SET_ITEM(result, K_DURATIONS, Py_NewRef(durations));
+    PyTuple_SET_ITEM(result, K_STARTS, Py_NewRef(starts));
+    PyTuple_SET_ITEM(result, K_ERRORS, PyLong_FromLongLong(errors));
+    PyTuple_SET_ITEM(result, K_BYTES_IN, PyLong_FromLongLong(bytes_in));
+    PyTuple_SET_ITEM(result, K_BYTES_OUT, PyLong_FromLongLong(bytes_out));
+    PyTuple_SET_ITEM(result, K_VIOLATIONS, Py_NewRef(violations));
+    PyTuple_SET_ITEM(result, K_THREADS, Py_NewRef(threads));
+    PyTuple_SET_ITEM(result, K_ONE_SITE, Py_NewRef(one_site ? Py_True : Py_False));
+    PyTuple_SET_ITEM(result, K_UNIFORM, Py_NewRef(uniform ? Py_True : Py_False));
+    for (int k = 0; k < K_COUNT; k++) {
+        if (PyTuple_GET_ITEM(result, k) == NULL) {
+            Py_CLEAR(result);
+            break;
+        }
+    }
+
+done:
+    Py_XDECREF(durations);
+    Py_XDECREF(starts);
+    Py_XDECREF(violations);
+    Py_XDECREF(threads);
+    return result;
+}
+
 static PyMethodDef core_methods[] = {
     {"call", (PyCFunction)(void (*)(void))core_call, METH_FASTCALL,
      "call(probe, func, args, plan, eager_inputs=()): CallProbe.call for the common calls."},
     {"init", (PyCFunction)(void (*)(void))core_init, METH_VARARGS | METH_KEYWORDS,
      "init(**objects): the Python objects and constants the core uses (from probe.py); True when it calls "
      "XXH3 directly."},
+    {"columns", (PyCFunction)core_columns, METH_O,
+     "columns(rows): model.columns.columns_of for a list of stored rows, or None where it must decide."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1228,7 +1396,8 @@ PyInit__probe_core(void)
         return NULL;
     }
     if (add_names(module, "FAST_FIELDS", FAST_FIELDS) < 0 || add_names(module, "ROW_FIELDS", ROW_FIELDS) < 0
-        || add_names(module, "ARRAY_FIELDS", ARRAY_FIELDS) < 0) {
+        || add_names(module, "ARRAY_FIELDS", ARRAY_FIELDS) < 0
+        || add_names(module, "COLUMN_FIELDS", COLUMN_FIELDS) < 0) {
         Py_DECREF(module);
         return NULL;
     }

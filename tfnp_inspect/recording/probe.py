@@ -13,7 +13,6 @@ avoids numpy reductions and allocations.
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import time
 import traceback
@@ -58,7 +57,7 @@ from ..model.records import (
     Invocation,
     Violation,
 )
-from . import active
+from . import active, core
 from .arrays import (
     COPY_HINT_MIN_BYTES,
     MAX_CAPTURE_ARRAY_BYTES,
@@ -712,24 +711,13 @@ def _deliver_rest(plan: active.Plan, row: tuple) -> None:
 
 
 def _compiled_core() -> tuple[Callable[..., Any] | None, bool]:
-    """The C twin of :meth:`CallProbe.call` (``_probe_core.c``), unless TFNP_INSPECT_CORE says
-    'python'; 'compiled' makes a missing or stale build an error instead of a fallback. And
-    whether it calls XXH3 directly (else through ``xxhash.xxh3_64_intdigest``)."""
-    wanted = os.environ.get("TFNP_INSPECT_CORE", "auto")
-    if wanted not in CORE_CHOICES:
-        raise ValueError(messages.core_choice_message(wanted, CORE_CHOICES))
-    if wanted == "python":
+    """The C twin of :meth:`CallProbe.call` (``_probe_core.c``, see :mod:`.core`), and whether
+    it calls XXH3 directly (else through ``xxhash.xxh3_64_intdigest``)."""
+    _probe_core = core.compiled
+    if _probe_core is None:
         return None, False
-    try:
-        from . import _probe_core  # type: ignore[attr-defined]  # built by setup.py; optional
-    except ImportError as exc:
-        if wanted == "compiled":
-            raise ImportError(messages.core_missing_message(str(exc))) from exc
-        return None, False
-    layouts = (FastPath._fields, records.CallRow._fields, records.RawArray._fields)
-    if layouts != (_probe_core.FAST_FIELDS, _probe_core.ROW_FIELDS, _probe_core.ARRAY_FIELDS):
-        if wanted == "compiled":
-            raise ImportError(messages.core_missing_message("it was built for another version of probe.py"))
+    if FastPath._fields != _probe_core.FAST_FIELDS:
+        core.stale("it was built for another version of probe.py")
         return None, False
     direct_hash = _probe_core.init(
         ndarray=np.ndarray, xxh3=_xxh3, describe=describe, perf_counter_ns=_perf_ns, seq=_seq,
@@ -748,7 +736,6 @@ def _compiled_core() -> tuple[Callable[..., Any] | None, bool]:
     return _probe_core.call, bool(direct_hash)
 
 
-CORE_CHOICES = ("auto", "compiled", "python")
 _compiled_call, _direct_hash = _compiled_core()
 #: Which per-call core runs: 'compiled' (the C twin) or 'python' (the reference implementation).
 CORE = "python" if _compiled_call is None else "compiled"

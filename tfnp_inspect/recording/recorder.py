@@ -7,9 +7,9 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterable
 from itertools import islice, repeat, starmap
-from operator import itemgetter
 from typing import Any
 
+from ..model.columns import RowColumns, columns_of
 from ..model.options import Options
 from ..model.pipeline import Concurrency, PipelineFolder
 from ..model.records import (
@@ -30,10 +30,10 @@ from ..model.records import (
 )
 from ..model.shapes import ShapeFolder, SiteShapes
 from ..model.stats import FunctionStats, TraceStats
+from . import core
 from .arrays import stats_sample
 
 Listener = Callable[[Invocation], None]
-_SITE = itemgetter(C_SITE)
 
 #: Violations are rare and precious: keep this many even after their invocations were evicted.
 VIOLATION_HISTORY = 1000
@@ -214,30 +214,23 @@ class Recorder:
         end = len(buffer) if upto is None else min(len(buffer), upto - self._evicted)
         rows = _rows_between(buffer, self._folded - self._evicted, end)
         if rows:
-            sites = list(map(_SITE, rows))
-            if sites.count(sites[0]) == len(sites):  # one op (the usual case): no loop over rows
-                groups: Iterable[list[tuple[Any, ...]]] = (rows,)
-            else:
-                by_site: dict[int, list[tuple[Any, ...]]] = {}
-                for row, site in zip(rows, sites, strict=True):
-                    by_site.setdefault(id(site), []).append(row)
-                groups = by_site.values()
+            batches = _batches_by_op(rows)
             stats_by_name = self._stats
-            for group in groups:
+            for group, columns in batches:
                 name = group[0][C_SITE][S_FUNC_NAME]
                 stats = stats_by_name.get(name)
                 if stats is None:
                     stats = stats_by_name[name] = FunctionStats(name)
-                stats.add_rows(group)
-            self._fold_ops(groups)
+                stats.add_columns(columns)
+            self._fold_ops(batches)
         self._folded = self._evicted + end
 
-    def _fold_ops(self, groups: Iterable[list[tuple[Any, ...]]]) -> None:
-        """Fold rows grouped by op into the shapes and overlaps (lock held): per op, a batch."""
-        for rows in groups:
+    def _fold_ops(self, batches: Iterable[tuple[list[tuple[Any, ...]], RowColumns]]) -> None:
+        """Fold rows of one op each, with their columns, into the shapes and overlaps (lock held)."""
+        for rows, columns in batches:
             site = rows[0][C_SITE]
-            self._shapes.add_rows(site, rows)
-            self._pipeline.add_rows(site[S_FUNC_NAME], rows)
+            self._shapes.add_rows(site, rows, columns)
+            self._pipeline.add_columns(site[S_FUNC_NAME], columns)
         self._pipeline.settle()
 
     def _trim(self) -> None:
@@ -401,7 +394,8 @@ class Recorder:
             self._violations.extend(v.row() for v in violations)
             self._stats.update(stats)
             # files that carry no shapes or overlaps (written before they were kept): the kept calls'
-            self._fold_ops([row] for row in self._buffer)
+            if self._buffer:
+                self._fold_ops(_batches_by_op(list(self._buffer)))
             self._evicted = dropped
             self._folded = dropped + len(self._buffer)  # the exported aggregates count them all
             self._captured_bytes = sum(map(captured_bytes, self._buffer))
@@ -432,6 +426,24 @@ class Recorder:
             f"<Recorder {len(self)}/{self.capacity} invocations, total={self.total}, "
             f"dropped={self.dropped}, capture={self.options.capture!r}>"
         )
+
+
+def _read_columns(rows: list[tuple[Any, ...]]) -> RowColumns:
+    """:func:`~..model.columns.columns_of`, read by the compiled twin where it can."""
+    read = core.compiled.columns(rows) if core.compiled is not None else None
+    return columns_of(rows) if read is None else RowColumns._make(read)
+
+
+def _batches_by_op(rows: list[tuple[Any, ...]]) -> list[tuple[list[tuple[Any, ...]], RowColumns]]:
+    """Rows grouped by op (rows of one op share their site tuple), each with its columns: the
+    usual batch is of one op, read in one pass."""
+    columns = _read_columns(rows)
+    if columns.one_site:
+        return [(rows, columns)]
+    by_site: dict[int, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        by_site.setdefault(id(row[C_SITE]), []).append(row)
+    return [(group, _read_columns(group)) for group in by_site.values()]
 
 
 def _rows_between(buffer: deque[tuple[Any, ...]], start: int, end: int) -> list[tuple[Any, ...]]:
