@@ -44,7 +44,7 @@ def _row(size: int = 4, *, func: str = "double", error: bool = False, violated: 
 def _shared_site(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Rows of one op share their site tuple, as the hot path stores them."""
     site = rows[0][C_SITE]
-    return [row[:C_SITE] + (site,) + row[C_SITE + 1:] if row[C_SITE] == site else row for row in rows]
+    return [(*row[:C_SITE], site, *row[C_SITE + 1:]) if row[C_SITE] == site else row for row in rows]
 
 
 def _same(compiled: RowColumns, reference: RowColumns) -> None:
@@ -103,8 +103,8 @@ def test_equal_shapes_and_sites_that_are_other_objects_still_read_as_one_kind() 
 @pytest.mark.parametrize("field, value", [(C_DURATION_NS, 1 << 63), (C_BYTES_IN, 1 << 62)])
 def test_values_beyond_int64_are_left_to_the_reference(field: int, value: int) -> None:
     rows = [_row() for _ in range(3)]
-    rows[1] = rows[1][:field] + (value,) + rows[1][field + 1:]
-    rows[2] = rows[2][:field] + (value,) + rows[2][field + 1:]
+    rows[1] = (*rows[1][:field], value, *rows[1][field + 1:])
+    rows[2] = (*rows[2][:field], value, *rows[2][field + 1:])
     assert core.compiled.columns(rows) is None  # type: ignore[union-attr]
     reference = columns_of(rows)
     if field == C_DURATION_NS:
@@ -117,8 +117,8 @@ def test_values_beyond_int64_are_left_to_the_reference(field: int, value: int) -
 def test_rows_that_are_not_plain_tuples_are_left_to_the_reference() -> None:
     rows: list[Any] = [_row() for _ in range(3)]
     assert core.compiled.columns([]) is None  # type: ignore[union-attr]
-    assert core.compiled.columns([list(rows[0])] + rows[1:]) is None  # type: ignore[union-attr]
-    assert core.compiled.columns(rows[:1] + [list(rows[1])]) is None  # type: ignore[union-attr]
+    assert core.compiled.columns([list(rows[0]), *rows[1:]]) is None  # type: ignore[union-attr]
+    assert core.compiled.columns([*rows[:1], list(rows[1])]) is None  # type: ignore[union-attr]
     assert core.compiled.columns(tuple(rows)) is None  # type: ignore[union-attr]
 
 

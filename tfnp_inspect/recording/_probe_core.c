@@ -193,6 +193,29 @@ shape_of(PyArrayObject *array)
     return shape;
 }
 
+/* RawArray.flags as an int: an op's arrays have the same few flag values call after call, so the
+ * objects of recent values are reused (an int is a value), one allocation less per array. */
+#define FLAGS_CACHE_SLOTS 16
+static struct {
+    long bits;
+    PyObject *number;
+} flags_cache[FLAGS_CACHE_SLOTS];
+
+static PyObject *
+flags_number(long bits)
+{
+    size_t slot = (size_t)(bits ^ (bits >> 16)) % FLAGS_CACHE_SLOTS;
+    if (flags_cache[slot].number != NULL && flags_cache[slot].bits == bits) {
+        return Py_NewRef(flags_cache[slot].number);
+    }
+    PyObject *number = PyLong_FromLong(bits);
+    if (number != NULL) {
+        flags_cache[slot].bits = bits;
+        Py_XSETREF(flags_cache[slot].number, Py_NewRef(number));
+    }
+    return number;
+}
+
 /* The strided sample for lazy stats (arrays.stats_sample) of a C-contiguous array. */
 static PyObject *
 stats_sample(PyArrayObject *array, Py_ssize_t size, long *bits)
@@ -361,7 +384,7 @@ describe(PyObject *value, long capture, PyObject *alias, int copy_check, long tu
     Py_INCREF(PyArray_DESCR(array));
     PyTuple_SET_ITEM(row, A_DTYPE, (PyObject *)PyArray_DESCR(array));
     PyObject *size = PyLong_FromSsize_t(nbytes);
-    PyObject *flags = PyLong_FromLong(bits);
+    PyObject *flags = flags_number(bits);
     if (size == NULL || flags == NULL) {
         Py_XDECREF(size);
         Py_XDECREF(flags);
