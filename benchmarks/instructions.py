@@ -1,6 +1,6 @@
 """Instructions per call that tfnp_inspect adds, counted by valgrind (not timed).
 
-    python benchmarks/instructions.py            # about 10 minutes: TF imports slowly under valgrind
+    python benchmarks/instructions.py            # about 20 minutes: TF imports slowly under valgrind
 
 Wall-time ratios of a ~50 us call move by 10% from run to run on a shared machine; instruction
 counts do not (valgrind's callgrind counts the same total for the same program and inputs). This
@@ -8,6 +8,8 @@ calls TensorFlow's own PyFunc registry entry (``FuncRegistry.__call__``, what TF
 for every graph-mode call) in a Python loop, with the registered function of a real
 ``tf.function`` (16 float32 in, ``x * 1.0001`` out), bare and under ``install()`` with each core,
 and reports the slope: instructions per call between a run of 1,000 and one of 5,000 calls.
+'default' keeps every record (the call alone); 'evicting' keeps 100, so that every call also pays
+for folding one evicted record into the aggregates and freeing it, as in a long-running program.
 What it leaves out is TF's C++ side of the call (the executor, the kernel, the tensor
 conversions), the same with and without tfnp_inspect.
 
@@ -48,14 +50,17 @@ once(tf.ones([16]))
 script_ops.FuncRegistry.__call__ = original
 registry, token, args = script_ops._py_funcs, seen["token"], seen["args"]
 mode, calls = sys.argv[1], int(sys.argv[2])
-if mode != "bare":
-    npi.install(capacity=10**6)  # no eviction inside the count: folding is measured by bench_recorder
+if mode == "default":
+    npi.install(capacity=10**6)  # nothing evicted: the call alone
+elif mode == "evicting":
+    npi.install(capacity=100)  # every call evicts a record (in batches): folding and freeing it counted
 call = type(registry).__call__
 for _ in range(300 + calls):  # 300: past each op's first calls (the hidden-state watch)
     call(registry, token, None, args)
 """
 
-RUNS = (("bare", "auto"), ("default", "compiled"), ("default", "python"))
+RUNS = (("bare", "auto"), ("default", "compiled"), ("default", "python"), ("evicting", "compiled"),
+        ("evicting", "python"))
 
 
 def instructions(mode: str, calls: int, core: str) -> int:
@@ -82,7 +87,7 @@ def main() -> None:
     bare = per_call[("bare", "auto")]
     for mode, core in RUNS[1:]:
         extra = per_call[(mode, core)] - bare
-        print(f"added by tfnp_inspect ({core} core): {extra:.0f} instructions per call, "
+        print(f"added by tfnp_inspect ({mode}, {core} core): {extra:.0f} instructions per call, "
               f"{extra / bare:.1%} of TF's own Python side of the call")
 
 
