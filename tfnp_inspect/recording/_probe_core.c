@@ -193,27 +193,35 @@ shape_of(PyArrayObject *array)
     return shape;
 }
 
-/* RawArray.flags as an int: an op's arrays have the same few flag values call after call, so the
- * objects of recent values are reused (an int is a value), one allocation less per array. */
-#define FLAGS_CACHE_SLOTS 16
-static struct {
-    long bits;
+/* The int objects of recent values, reused (an int is a value, the same object will do): one
+ * allocation less per call for values that repeat call after call. GIL-protected. */
+typedef struct {
+    unsigned long long key;
     PyObject *number;
-} flags_cache[FLAGS_CACHE_SLOTS];
+} IntSlot;
+
+static PyObject *
+cached_int(IntSlot *slot, unsigned long long key)
+{
+    if (slot->number != NULL && slot->key == key) {
+        return Py_NewRef(slot->number);
+    }
+    PyObject *number = PyLong_FromUnsignedLongLong(key);
+    if (number != NULL) {
+        slot->key = key;
+        Py_XSETREF(slot->number, Py_NewRef(number));
+    }
+    return number;
+}
+
+/* RawArray.flags as an int: an op's arrays have the same few flag values call after call. */
+#define FLAGS_CACHE_SLOTS 16
+static IntSlot flags_cache[FLAGS_CACHE_SLOTS];
 
 static PyObject *
 flags_number(long bits)
 {
-    size_t slot = (size_t)(bits ^ (bits >> 16)) % FLAGS_CACHE_SLOTS;
-    if (flags_cache[slot].number != NULL && flags_cache[slot].bits == bits) {
-        return Py_NewRef(flags_cache[slot].number);
-    }
-    PyObject *number = PyLong_FromLong(bits);
-    if (number != NULL) {
-        flags_cache[slot].bits = bits;
-        Py_XSETREF(flags_cache[slot].number, Py_NewRef(number));
-    }
-    return number;
+    return cached_int(&flags_cache[(size_t)(bits ^ (bits >> 16)) % FLAGS_CACHE_SLOTS], (unsigned long long)bits);
 }
 
 /* The strided sample for lazy stats (arrays.stats_sample) of a C-contiguous array. */
@@ -547,28 +555,15 @@ store(PyObject *sinks, PyObject *row, int has_violations)
     return 0;
 }
 
-/* The calling thread's ident as an int: the objects of recent idents are reused (an int is a
- * value: the same object for the same number), one allocation less per call. GIL-protected. */
+/* The calling thread's ident as an int (the objects of recent idents are reused). */
 #define IDENT_CACHE_SLOTS 64
-static struct {
-    unsigned long ident;
-    PyObject *number;
-} ident_cache[IDENT_CACHE_SLOTS];
+static IntSlot ident_cache[IDENT_CACHE_SLOTS];
 
 static PyObject *
 thread_ident(void)
 {
     unsigned long ident = PyThread_get_thread_ident();
-    size_t slot = (size_t)(ident ^ (ident >> 12)) % IDENT_CACHE_SLOTS;  /* pthread_t: an address */
-    if (ident_cache[slot].number != NULL && ident_cache[slot].ident == ident) {
-        return Py_NewRef(ident_cache[slot].number);
-    }
-    PyObject *number = PyLong_FromUnsignedLong(ident);
-    if (number != NULL) {
-        ident_cache[slot].ident = ident;
-        Py_XSETREF(ident_cache[slot].number, Py_NewRef(number));
-    }
-    return number;
+    return cached_int(&ident_cache[(size_t)(ident ^ (ident >> 12)) % IDENT_CACHE_SLOTS], ident);  /* pthread_t: an address */
 }
 
 /* The calling thread's name, as probe._thread_name reads it (threading.current_thread().name):
