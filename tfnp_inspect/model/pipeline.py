@@ -230,9 +230,6 @@ class PipelineFolder:
     def __init__(self) -> None:
         self.by_name: dict[str, Concurrency] = {}
 
-    def add(self, func_name: str, start_ns: int, duration_ns: int, thread_id: int, thread_name: str) -> None:
-        self._of(func_name).add(start_ns, duration_ns, thread_id, thread_name)
-
     def add_columns(self, func_name: str, columns: RowColumns) -> None:
         """Queue a batch of stored rows of one function (settled by :meth:`settle`)."""
         self._of(func_name).add_columns(columns)

@@ -38,10 +38,8 @@ def bucket_of(value_ns: int) -> int:
     shift = value_ns.bit_length() - _SHIFT_BIAS
     return ((shift + 1) << _SUB_BITS) | ((value_ns >> shift) & _SUB_MASK)
 
-
 #: From this many values on, :meth:`DurationHistogram.add_many` buckets them with numpy.
 _NUMPY_BATCH = 32
-_INT64_MAX = (1 << 63) - 1
 
 
 def _buckets(values: np.ndarray[Any, np.dtype[np.int64]]) -> np.ndarray[Any, np.dtype[np.int64]]:
