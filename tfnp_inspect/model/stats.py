@@ -38,6 +38,7 @@ def bucket_of(value_ns: int) -> int:
     shift = value_ns.bit_length() - _SHIFT_BIAS
     return ((shift + 1) << _SUB_BITS) | ((value_ns >> shift) & _SUB_MASK)
 
+
 #: From this many values on, :meth:`DurationHistogram.add_many` buckets them with numpy.
 _NUMPY_BATCH = 32
 
