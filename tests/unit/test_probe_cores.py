@@ -309,3 +309,41 @@ def test_hidden_state_and_purity_evidence_take_the_same_watch() -> None:
     assert not any(row[VIOLATIONS] != "()" for row in rows)
     rows = _same(count_calls, lambda: _views(110))  # stateful, and it changes state: no advice
     assert not any("could-be-stateless" in row[VIOLATIONS + 1] for row in rows)
+
+
+class _StoreCounting(Recorder):
+    """A recorder of a subclass: the compiled core must read its attributes as Python does."""
+
+    __slots__ = ("stored",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stored = 0
+
+    def store(self, row: tuple[Any, ...]) -> None:
+        self.stored += 1
+        super().store(row)
+
+
+def test_attributes_read_at_their_slot_follow_subclasses_and_class_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled core reads a few __slots__ attributes at their offset (probe._fast,
+    recorder._hot, switches.version); a subclass, or a class changed after the core bound to
+    it, must still see what Python's attribute lookup gives."""
+    plain, counting = Recorder(), _StoreCounting()
+    plan = active.Plan.of((plain, counting))
+    probe = _probe(scale, FLOAT32, True, None, ORIGIN_DECLARED)
+    for args in _views(110):  # the first calls go through the reference core (and store())
+        compiled(probe, scale, args, plan)
+    through_store = counting.stored
+    for args in _views(5):  # the subclass keeps Recorder's `_hot` slot: stored by the core itself
+        compiled(probe, scale, args, plan)
+    assert len(plain) == len(counting) == 115 and counting.stored == through_store
+    # `_hot` made a property after the core bound its slot: every row goes through store()
+    monkeypatch.setattr(Recorder, "_hot", property(lambda self: None))
+    for args in _views(5):
+        compiled(probe, scale, args, plan)
+    assert len(plain) == len(counting) == 120 and counting.stored == through_store + 5
+    monkeypatch.undo()  # the slot again
+    for args in _views(5):
+        compiled(probe, scale, args, plan)
+    assert len(plain) == len(counting) == 125 and counting.stored == through_store + 5

@@ -13,6 +13,9 @@ from ..model.records import VIOLATION_KINDS
 class CheckSwitches:
     """Kinds switched off globally or for one function (by name), process-wide."""
 
+    # slots: the compiled core reads `version` on every call at its offset (_probe_core.slot_read)
+    __slots__ = ("_lock", "off_globally", "off_per_function", "version")
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.version = 0  # bumped on every change; probes re-read the switches when it moves

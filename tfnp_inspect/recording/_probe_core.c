@@ -21,6 +21,7 @@
 #include <numpy/arrayobject.h>
 #include <stdint.h>
 #include <string.h>
+#include <structmember.h>
 #include <time.h>
 
 /* FastPath fields, in probe.FastPath's order */
@@ -76,6 +77,54 @@ static PyObject *s_fast, *s_snapshot, *s_check_state, *s_name, *s_private_name, 
     *s_find_mutations, *s_check_tout, *s_check_shapes, *s_check_determinism, *s_copied_hint;
 
 #define MAX_STACK_ARGS 16
+
+/* A __slots__ attribute read at its offset, without the attribute protocol (a type lookup and a
+ * descriptor call, on objects that the work between two calls pushed out of the caches). Bound to
+ * the last type seen: while that type is unchanged (its version tag) and `name` is one of its
+ * plain object slots, the slot is read directly; anything else reads the attribute as Python does. */
+typedef struct {
+    PyObject **name;
+    PyTypeObject *type;  /* borrowed: only compared */
+    unsigned int version_tag;
+    Py_ssize_t offset;  /* -1: not a plain slot of `type` */
+} SlotReader;
+
+static SlotReader fast_slot = {&s_fast, NULL, 0, -1}, kept_outputs_slot = {&s_kept_outputs, NULL, 0, -1},
+                  version_slot = {&s_version, NULL, 0, -1}, hot_slot = {&s_hot, NULL, 0, -1};
+
+static void
+slot_reader_bind(SlotReader *reader, PyTypeObject *type)
+{
+    PyObject *descriptor = _PyType_Lookup(type, *reader->name);  /* borrowed; assigns the version tag */
+    reader->type = type;
+    reader->version_tag = type->tp_version_tag;
+    reader->offset = -1;
+    if (descriptor != NULL && Py_TYPE(descriptor) == &PyMemberDescr_Type
+        && (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+        PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
+        if (member->type == T_OBJECT_EX && !(member->flags & READONLY)) {
+            reader->offset = member->offset;
+        }
+    }
+}
+
+/* The attribute (a new reference), or NULL with an exception set. */
+static PyObject *
+slot_read(SlotReader *reader, PyObject *owner)
+{
+    PyTypeObject *type = Py_TYPE(owner);
+    if (type != reader->type || type->tp_version_tag != reader->version_tag
+        || !(type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+        slot_reader_bind(reader, type);
+    }
+    if (reader->offset >= 0) {
+        PyObject *value = *(PyObject **)((char *)owner + reader->offset);
+        if (value != NULL) {
+            return Py_NewRef(value);
+        }
+    }
+    return PyObject_GetAttr(owner, *reader->name);
+}
 
 static int
 is_plain_kind(char kind)
@@ -521,7 +570,7 @@ store(PyObject *sinks, PyObject *row, int has_violations)
 {
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(sinks); i++) {
         PyObject *sink = PyTuple_GET_ITEM(sinks, i);
-        PyObject *hot = has_violations ? NULL : PyObject_GetAttr(sink, s_hot);
+        PyObject *hot = has_violations ? NULL : slot_read(&hot_slot, sink);
         if (hot == NULL && PyErr_Occurred()) {
             return -1;
         }
@@ -578,12 +627,7 @@ thread_name(PyObject *ident)
     if (thread == NULL) {
         return PyErr_Occurred() ? NULL : PyObject_CallNoArgs(thread_name_fn);
     }
-    PyObject *property = PyObject_GetAttr((PyObject *)Py_TYPE(thread), s_name);
-    if (property == NULL) {
-        return NULL;
-    }
-    int plain = property == thread_name_property;
-    Py_DECREF(property);
+    int plain = _PyType_Lookup(Py_TYPE(thread), s_name) == thread_name_property;  /* borrowed */
     return PyObject_GetAttr(thread, plain ? s_private_name : s_name);
 }
 
@@ -669,14 +713,14 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
     PyObject *eager_inputs = argc == 5 ? argv[4] : NULL;
 
     /* -- the reference path for what this core does not do ------------------------------------ */
-    PyObject *fast = PyObject_GetAttr(probe, s_fast);
+    PyObject *fast = slot_read(&fast_slot, probe);
     if (fast == NULL) {
         return NULL;
     }
     int delegate = fast == Py_None || !PyTuple_Check(fast) || PyTuple_GET_SIZE(fast) != F_COUNT
                    || PyTuple_GET_ITEM(fast, F_PLAN) != plan;
     if (!delegate) {
-        PyObject *version = PyObject_GetAttr(switches, s_version);
+        PyObject *version = slot_read(&version_slot, switches);
         if (version == NULL) {
             Py_DECREF(fast);
             return NULL;
@@ -809,7 +853,7 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
                 goto done;
             }
         }
-        PyObject *kept = PyObject_GetAttr(probe, s_kept_outputs);
+        PyObject *kept = slot_read(&kept_outputs_slot, probe);
         int remembered = kept == NULL ? -1 : PyObject_IsTrue(kept);
         Py_XDECREF(kept);
         if (remembered < 0) {

@@ -69,6 +69,13 @@ class Recorder:
     and are hidden from readers).
     """
 
+    # slots: the compiled core reads `_hot` on every call at its offset (_probe_core.slot_read)
+    __slots__ = (
+        "__weakref__", "_buffer", "_capacity", "_captured_bytes", "_clears", "_evicted", "_folded", "_full_capture",
+        "_hot", "_listeners", "_lock", "_payloads_dropped", "_pipeline", "_shapes", "_stats", "_trim_above",
+        "_violations", "loaded_builds", "loaded_registry_size", "options", "read_only",
+    )
+
     def __init__(self, options: Options | None = None, **kwargs: Any) -> None:
         self.options = Options.from_kwargs(options, **kwargs)
         self._lock = threading.Lock()
