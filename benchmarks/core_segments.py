@@ -1,6 +1,7 @@
 """Where a recorded 16-element call's time goes inside TF, part by part of the compiled core.
 
     python benchmarks/core_segments.py            # about 2 minutes
+    python benchmarks/core_segments.py 16384      # another size (float32 elements): 64 KiB
 
 Builds a copy of ``_probe_core.c`` with a clock read (``CLOCK_MONOTONIC``) between the parts of
 ``call`` (into a temporary directory; the installed core is not touched), loads it in place of
@@ -103,6 +104,7 @@ def build(directory: Path) -> Path:
 
 
 def main() -> None:
+    elements = int(sys.argv[1]) if len(sys.argv) > 1 else 16
     with tempfile.TemporaryDirectory() as directory:
         built = build(Path(directory))
         spec = importlib.util.spec_from_file_location(MODULE, built)
@@ -121,7 +123,7 @@ def main() -> None:
 
         if CORE != "compiled":
             raise SystemExit("core_segments.py: the instrumented core did not load")
-        loop, x, count = _loop(npi.numpy_function, True), tf.ones([16]), tf.constant(CALLS)
+        loop, x, count = _loop(npi.numpy_function, True), tf.ones([elements]), tf.constant(CALLS)
         npi.install()
         loop(x, count)
         loop(x, count)  # the buffer full: every call evicts
@@ -137,7 +139,7 @@ def main() -> None:
                 per_part[index].append(nanoseconds / calls / 1e3)
         npi.uninstall()
     medians = [statistics.median(values) for values in per_part]
-    print(f"16-element loop-carried call under install(): {statistics.median(walls):.1f} us a call "
+    print(f"{elements}-element loop-carried call under install(): {statistics.median(walls):.1f} us a call "
           f"(median of {RUNS} runs of {CALLS} calls)")
     for (part, _), median in zip(PARTS, medians, strict=True):
         print(f"  {median:7.3f} us  {part}")
