@@ -89,12 +89,14 @@ segments(PyObject *module, PyObject *unused)
     return source.replace(methods, methods + '\n    {"segments", segments, METH_NOARGS, NULL},')
 
 
-def build(directory: Path) -> Path:
+def build(directory: Path, source_text: str | None = None) -> Path:
+    """Build a copy of the core (this script's instrumented one unless ``source_text`` is given)
+    into ``directory``; the path of the built module."""
     import numpy
     from setuptools import Distribution, Extension
 
     source = directory / "_probe_core.c"
-    source.write_text(instrumented_source())
+    source.write_text(instrumented_source() if source_text is None else source_text)
     extension = Extension("_probe_core", [str(source)], include_dirs=[numpy.get_include()])
     command: Any = Distribution({"ext_modules": [extension]}).get_command_obj("build_ext")
     command.build_lib = command.build_temp = str(directory)
