@@ -39,10 +39,10 @@ PARTS = (
     ("call number, retained references", "    /* -- mutated inputs"),
     ("inputs hashed again", "    /* -- outputs ----"),
     ("outputs described", "    if (fast_flag(fast, F_TOUT_CHECK)"),
-    ("checks", "    /* -- the row ----"),
-    ("row tuple, thread ident", "    PyTuple_SET_ITEM(row, R_THREAD_NAME,"),
-    ("thread name", "    PyTuple_SET_ITEM(row, R_START,"),
-    ("row: times, findings, process, bytes", "    untrack_if_atomic(row);\n    if (store("),
+    ("checks", "    /* -- the row: "),
+    ("thread ident", "    PyObject *name = ident != NULL ? thread_name(ident) : NULL;"),
+    ("thread name", "    PyObject *process = name != NULL"),
+    ("the row (a PackedRow, or a tuple where something was found)", "    if (store(PyTuple_GET_ITEM(fast,"),
     ("stored (eviction and folding included)", "    ok = 1;\n"),
 )
 FUNCTION_PART = 4

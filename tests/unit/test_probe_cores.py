@@ -11,8 +11,10 @@ The TensorFlow tiers run whole with each core as well (tests/run.sh).
 from __future__ import annotations
 
 import ctypes
+import gc
 import importlib
 import os
+import pickle
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -347,3 +349,59 @@ def test_attributes_read_at_their_slot_follow_subclasses_and_class_changes(monke
     for args in _views(5):
         compiled(probe, scale, args, plan)
     assert len(plain) == len(counting) == 125 and counting.stored == through_store + 5
+
+
+def test_common_rows_are_packed_and_read_as_the_tuples_they_stand_for() -> None:
+    """The compiled core stores a call that needs nothing worded as a PackedRow (no Python
+    object per field): it reads, compares, hashes and pickles as its CallRow tuple, and the
+    garbage collector does not track it; a call with a finding is stored as a tuple."""
+    from tfnp_inspect.model.records import C_BYTES_IN, C_RAW_INPUTS, Invocation
+    from tfnp_inspect.recording import core
+
+    assert core.compiled is not None
+    recorder = Recorder()
+    plan = active.Plan.of((recorder,))
+    common, found = _probe(scale, FLOAT32, True, None, ORIGIN_DECLARED), _probe(mutate, FLOAT32, True, None, ORIGIN_DECLARED)
+    for args in _views(105):
+        compiled(common, scale, args, plan)
+    compiled(found, mutate, _views(1)[0], plan)
+    *rows, with_finding = list(recorder._buffer)
+    assert type(with_finding) is tuple
+    packed = rows[-1]
+    assert type(packed) is core.compiled.PackedRow
+    as_tuple = tuple(packed)
+    assert len(packed) == len(as_tuple) == 14
+    assert packed == as_tuple and as_tuple == packed and hash(packed) == hash(as_tuple)
+    assert packed != with_finding and packed != rows[-2]
+    assert packed[-1] == as_tuple[-1] == packed[C_BYTES_IN] == 64 and packed[2:4] == as_tuple[2:4]
+    assert packed[C_RAW_INPUTS][0][0] == (16,)
+    assert pickle.loads(pickle.dumps(packed)) == as_tuple and type(pickle.loads(pickle.dumps(packed))) is tuple
+    assert not gc.is_tracked(packed)
+    assert Invocation.from_row(packed) == Invocation.from_row(as_tuple)
+    assert repr(packed) == repr(as_tuple)
+    with pytest.raises(IndexError):
+        packed[14]
+
+
+def test_columns_of_packed_and_tuple_rows_are_the_reference_columns() -> None:
+    """The recorder's aggregates read a batch's columns in C: from PackedRows, tuples and a mix
+    of both, they are what model.columns.columns_of reads from the rows as tuples."""
+    from tfnp_inspect.model.columns import columns_of
+    from tfnp_inspect.recording import core
+
+    assert core.compiled is not None
+    recorder = Recorder()
+    plan = active.Plan.of((recorder,))
+    common, found = _probe(scale, FLOAT32, True, None, ORIGIN_DECLARED), _probe(mutate, FLOAT32, True, None, ORIGIN_DECLARED)
+    for index, args in enumerate(_views(130)):
+        compiled(*((found, mutate) if index in (110, 120) else (common, scale)), args, plan)
+    for args in _views(3, size=32):  # another shape: not uniform
+        compiled(common, scale, args, plan)
+    rows = list(recorder._buffer)
+    for batch in (rows[100:110], rows[100:130], rows[110:130], rows[:5] + rows[101:103], rows[125:]):
+        expected = columns_of([tuple(row) for row in batch])
+        read = core.compiled.columns(batch)
+        assert read is not None
+        assert [repr(value) for value in read] == [repr(value) for value in expected]
+    assert core.compiled.columns(rows[100:105])[-1] is True  # one shape and dtype per position
+    assert core.compiled.columns(rows[125:])[-1] is False

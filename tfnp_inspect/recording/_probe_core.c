@@ -213,12 +213,10 @@ new_shape(int ndim, const npy_intp *dims)
     return shape;
 }
 
-/* ndarray.shape: a tuple of ints (a reused one when this shape was seen lately). */
+/* A shape tuple of ints (a reused one when this shape was seen lately). */
 static PyObject *
-shape_of(PyArrayObject *array)
+cached_shape(int ndim, const npy_intp *dims)
 {
-    int ndim = PyArray_NDIM(array);
-    const npy_intp *dims = PyArray_DIMS(array);
     if (ndim > SHAPE_CACHE_MAX_DIMS) {
         return new_shape(ndim, dims);
     }
@@ -240,6 +238,13 @@ shape_of(PyArrayObject *array)
         Py_XSETREF(shape_cache[slot].shape, Py_NewRef(shape));
     }
     return shape;
+}
+
+/* ndarray.shape */
+static PyObject *
+shape_of(PyArrayObject *array)
+{
+    return cached_shape(PyArray_NDIM(array), PyArray_DIMS(array));
 }
 
 /* The int objects of recent values, reused (an int is a value, the same object will do): one
@@ -273,23 +278,20 @@ flags_number(long bits)
     return cached_int(&flags_cache[(size_t)(bits ^ (bits >> 16)) % FLAGS_CACHE_SLOTS], (unsigned long long)bits);
 }
 
-/* The strided sample for lazy stats (arrays.stats_sample) of a C-contiguous array. */
-static PyObject *
-stats_sample(PyArrayObject *array, Py_ssize_t size, long *bits)
+/* The strided sample for lazy stats (arrays.stats_sample) of a C-contiguous array, copied to
+ * `out` (sample_elements items at most); its length in bytes. */
+static Py_ssize_t
+stats_sample(PyArrayObject *array, Py_ssize_t size, long *bits, char *out)
 {
     const char *data = PyArray_BYTES(array);
     Py_ssize_t itemsize = PyArray_ITEMSIZE(array);
     if (size <= sample_elements) {
         *bits |= flag_stats_exact;
-        return PyBytes_FromStringAndSize(data, size * itemsize);
+        memcpy(out, data, (size_t)(size * itemsize));
+        return size * itemsize;
     }
     Py_ssize_t step = (size + sample_elements - 1) / sample_elements;
     Py_ssize_t count = (size + step - 1) / step;
-    PyObject *sample = PyBytes_FromStringAndSize(NULL, count * itemsize);
-    if (sample == NULL) {
-        return NULL;
-    }
-    char *out = PyBytes_AS_STRING(sample);
     /* a copy of known size per item (no memcpy call per item) for the usual item sizes */
 #define COPY_STRIDED(type)                                                                     \
     for (Py_ssize_t i = 0; i < count; i++) {                                                   \
@@ -306,7 +308,7 @@ stats_sample(PyArrayObject *array, Py_ssize_t size, long *bits)
         }
     }
 #undef COPY_STRIDED
-    return sample;
+    return count * itemsize;
 }
 
 /* xxh3 of `size` bytes through the Python callable (when there is no direct XXH3). */
@@ -381,102 +383,151 @@ array_hash(PyArrayObject *array, int sampled, long turn, unsigned long long *has
     return 0;
 }
 
-/* arrays.describe for a plain C-contiguous ndarray; any other value goes to the Python one. */
-static PyObject *
-describe(PyObject *value, long capture, PyObject *alias, int copy_check, long turn, int hash_large)
+/* What describe() finds about one array, before any Python object is made of it: a RawArray's
+ * fields (model/records.py) as C values. The sample points to memory the caller owns. */
+typedef struct {
+    PyArray_Descr *dtype;  /* borrowed */
+    Py_ssize_t nbytes;
+    unsigned long long fingerprint;
+    int hashed;  /* else the fingerprint is None */
+    long bits;  /* RawArray.flags */
+    int alias;  /* the input whose memory an output shares; -1: None */
+    int will_be_copied;  /* -1: None (not known) */
+    const char *sample;  /* NULL: None */
+    Py_ssize_t sample_bytes;
+} RawFields;
+
+/* Arrays the compiled core describes itself: plain C-contiguous ndarrays of plain kinds. */
+static int
+is_plain_array(PyObject *value)
+{
+    return Py_TYPE(value) == ndarray_type && (PyArray_FLAGS((PyArrayObject *)value) & NPY_ARRAY_C_CONTIGUOUS)
+           && is_plain_kind(PyArray_DESCR((PyArrayObject *)value)->kind);
+}
+
+/* Bytes that describe_plain() may write as a plain array's stats sample. */
+static Py_ssize_t
+sample_room(PyObject *value, long capture)
 {
     PyArrayObject *array = (PyArrayObject *)value;
-    int hashed = Py_TYPE(value) != ndarray_type || hash_large || PyArray_NBYTES(array) < unhashed_from_bytes;
-    if (Py_TYPE(value) != ndarray_type || !(PyArray_FLAGS(array) & NPY_ARRAY_C_CONTIGUOUS)
-        || !is_plain_kind(PyArray_DESCR(array)->kind)) {
-        return PyObject_CallFunction(py_describe, "OlOOOlO", value, capture, alias,
-                                     copy_check ? Py_True : Py_False, Py_None, turn,
-                                     hash_large ? Py_True : Py_False);
-    }
+    return capture && strchr("biuf", PyArray_DESCR(array)->kind) != NULL ? sample_elements * PyArray_ITEMSIZE(array) : 0;
+}
+
+/* Stats samples up to this size are gathered on the stack (128 items of 16 bytes). */
+#define SAMPLE_ROOM_STACK 2048
+
+/* arrays.describe for a plain array (is_plain_array), into `fields`; its stats sample, if
+ * `capture` asks for one, into `sample` (sample_room() bytes). */
+static int
+describe_plain(PyObject *value, long capture, int alias, int copy_check, long turn, int hash_large,
+               RawFields *fields, char *sample)
+{
+    PyArrayObject *array = (PyArrayObject *)value;
+    Py_ssize_t nbytes = PyArray_NBYTES(array);
+    char kind = PyArray_DESCR(array)->kind;
     long bits = PyArray_FLAGS(array) & (flag_c_contiguous | flag_writeable);
     PyObject *base = PyArray_BASE(array);
     if (base != NULL && is_tensor_wrapper(base)) {
         bits |= flag_shares_tensor;
     }
-    char kind = PyArray_DESCR(array)->kind;
-    Py_ssize_t nbytes = PyArray_NBYTES(array);
-    PyObject *row = PyTuple_New(A_COUNT);
-    if (row == NULL) {
-        return NULL;
-    }
-    PyObject *fingerprint = Py_None;
-    Py_INCREF(Py_None);
-    if (hashed) {
-        Py_DECREF(fingerprint);
+    fields->dtype = PyArray_DESCR(array);
+    fields->nbytes = nbytes;
+    fields->alias = alias;
+    fields->hashed = hash_large || nbytes < unhashed_from_bytes;
+    fields->fingerprint = 0;
+    if (fields->hashed) {
         int sampled = turn >= 0 && nbytes >= sampled_min_bytes;
-        unsigned long long hash;
-        fingerprint = array_hash(array, sampled, turn, &hash) < 0 ? NULL : PyLong_FromUnsignedLongLong(hash);
-        if (fingerprint == NULL) {
-            goto fail;
+        if (array_hash(array, sampled, turn, &fields->fingerprint) < 0) {
+            return -1;
         }
         bits |= sampled ? flag_sampled : flag_buffer_hash;
     }
-    PyTuple_SET_ITEM(row, A_FINGERPRINT, fingerprint);
-    PyObject *sample = Py_None;
-    Py_INCREF(Py_None);
+    fields->sample = NULL;
+    fields->sample_bytes = 0;
     if (capture && strchr("biuf", kind) != NULL) {
-        Py_DECREF(sample);
-        sample = stats_sample(array, PyArray_SIZE(array), &bits);
-        if (sample == NULL) {
-            goto fail;
-        }
+        fields->sample_bytes = stats_sample(array, PyArray_SIZE(array), &bits, sample);
+        fields->sample = sample;
     }
-    PyTuple_SET_ITEM(row, A_SAMPLE, sample);
-    PyObject *copied = Py_None;
+    fields->will_be_copied = -1;
     if (copy_check && nbytes >= copy_hint_min_bytes) {  /* arrays.tf_will_copy, C-contiguous */
-        copied = ((Py_uintptr_t)PyArray_DATA(array) % 64) ? Py_True : Py_False;
+        fields->will_be_copied = ((Py_uintptr_t)PyArray_DATA(array) % 64) != 0;
     }
-    Py_INCREF(copied);
-    PyTuple_SET_ITEM(row, A_WILL_BE_COPIED, copied);
-    PyObject *shape = shape_of(array);
-    if (shape == NULL) {
-        goto fail;
+    fields->bits = bits;
+    return 0;
+}
+
+static PyObject *
+optional_int(int value)
+{
+    return value < 0 ? Py_NewRef(Py_None) : PyLong_FromLong(value);
+}
+
+/* The RawArray tuple of `fields`, whose shape is `shape` (a new reference, taken over). */
+static PyObject *
+raw_tuple(const RawFields *fields, PyObject *shape)
+{
+    PyObject *row = shape != NULL ? PyTuple_New(A_COUNT) : NULL;
+    if (row == NULL) {
+        Py_XDECREF(shape);
+        return NULL;
     }
     PyTuple_SET_ITEM(row, A_SHAPE, shape);
-    Py_INCREF(PyArray_DESCR(array));
-    PyTuple_SET_ITEM(row, A_DTYPE, (PyObject *)PyArray_DESCR(array));
-    PyObject *size = PyLong_FromSsize_t(nbytes);
-    PyObject *flags = flags_number(bits);
-    if (size == NULL || flags == NULL) {
-        Py_XDECREF(size);
-        Py_XDECREF(flags);
-        goto fail;
+    PyTuple_SET_ITEM(row, A_DTYPE, Py_NewRef((PyObject *)fields->dtype));
+    PyTuple_SET_ITEM(row, A_NBYTES, PyLong_FromSsize_t(fields->nbytes));
+    PyTuple_SET_ITEM(row, A_FINGERPRINT,
+                     fields->hashed ? PyLong_FromUnsignedLongLong(fields->fingerprint) : Py_NewRef(Py_None));
+    PyTuple_SET_ITEM(row, A_FLAGS, flags_number(fields->bits));
+    PyTuple_SET_ITEM(row, A_ALIAS, optional_int(fields->alias));
+    PyTuple_SET_ITEM(row, A_WILL_BE_COPIED,
+                     Py_NewRef(fields->will_be_copied < 0 ? Py_None : fields->will_be_copied ? Py_True : Py_False));
+    PyTuple_SET_ITEM(row, A_SAMPLE, fields->sample != NULL
+                                        ? PyBytes_FromStringAndSize(fields->sample, fields->sample_bytes)
+                                        : Py_NewRef(Py_None));
+    PyTuple_SET_ITEM(row, A_DATA, Py_NewRef(Py_None));
+    PyTuple_SET_ITEM(row, A_NOTE, Py_NewRef(Py_None));
+    for (int k = 0; k < A_COUNT; k++) {
+        if (PyTuple_GET_ITEM(row, k) == NULL) {
+            Py_DECREF(row);  /* unset items are NULL: tuple dealloc skips them */
+            return NULL;
+        }
     }
-    PyTuple_SET_ITEM(row, A_NBYTES, size);
-    PyTuple_SET_ITEM(row, A_FLAGS, flags);
-    Py_INCREF(alias);
-    PyTuple_SET_ITEM(row, A_ALIAS, alias);
-    Py_INCREF(Py_None);
-    PyTuple_SET_ITEM(row, A_DATA, Py_None);
-    Py_INCREF(Py_None);
-    PyTuple_SET_ITEM(row, A_NOTE, Py_None);
     untrack_if_atomic(row);
     return row;
-fail:
-    Py_DECREF(row);  /* unset items are NULL: tuple dealloc skips them */
-    return NULL;
+}
+
+/* arrays.describe: a RawArray tuple (the Python one for anything but a plain array). */
+static PyObject *
+describe(PyObject *value, long capture, int alias, int copy_check, long turn, int hash_large)
+{
+    if (!is_plain_array(value)) {
+        PyObject *alias_number = optional_int(alias);
+        PyObject *raw = alias_number == NULL ? NULL : PyObject_CallFunction(
+            py_describe, "OlOOOlO", value, capture, alias_number, copy_check ? Py_True : Py_False, Py_None, turn,
+            hash_large ? Py_True : Py_False);
+        Py_XDECREF(alias_number);
+        return raw;
+    }
+    RawFields fields;
+    char on_stack[SAMPLE_ROOM_STACK];
+    Py_ssize_t room = sample_room(value, capture);
+    char *sample = room <= SAMPLE_ROOM_STACK ? on_stack : PyMem_Malloc((size_t)room);
+    if (sample == NULL) {
+        return PyErr_NoMemory();
+    }
+    PyObject *raw = NULL;
+    if (describe_plain(value, capture, alias, copy_check, turn, hash_large, &fields, sample) == 0) {
+        raw = raw_tuple(&fields, shape_of((PyArrayObject *)value));
+    }
+    if (sample != on_stack) {
+        PyMem_Free(sample);
+    }
+    return raw;
 }
 
 static long
 raw_flags(PyObject *raw)
 {
     return PyLong_AsLong(PyTuple_GET_ITEM(raw, A_FLAGS));
-}
-
-static int
-any_sampled(PyObject *raws)
-{
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(raws); i++) {
-        if (raw_flags(PyTuple_GET_ITEM(raws, i)) & flag_sampled) {
-            return 1;
-        }
-    }
-    return 0;
 }
 
 /* probe.<name>(*args): a check of the reference core, called with the same arguments. */
@@ -650,15 +701,22 @@ perf_ns(void)
     return ns;
 }
 
+static PyObject *ensure_raws(PyObject **raws, const RawFields *fields, PyObject *const *values, Py_ssize_t count);
+
 /* The call failed: record it through the Python path, then re-raise the user's exception as is. */
 static PyObject *
-call_failed(PyObject *probe, PyObject *plan, PyObject *args, PyObject *raw_inputs, long long start,
-            long long duration, long turn, int generator)
+call_failed(PyObject *probe, PyObject *plan, PyObject *args, PyObject **raw_inputs, const RawFields *in_fields,
+            PyObject *const *values, Py_ssize_t n, long long start, long long duration, long turn, int generator)
 {
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback);
     if (generator && type == PyExc_StopIteration) {
         PyErr_Restore(type, value, traceback);  /* the end of the dataset, not a failed call */
+        return NULL;
+    }
+    if (ensure_raws(raw_inputs, in_fields, values, n) == NULL) {
+        PyErr_Clear();  /* recording never replaces the user's exception */
+        PyErr_Restore(type, value, traceback);
         return NULL;
     }
     PyErr_NormalizeException(&type, &value, &traceback);
@@ -670,7 +728,7 @@ call_failed(PyObject *probe, PyObject *plan, PyObject *args, PyObject *raw_input
     PyObject *turn_now = PyLong_FromLong(turn);
     PyObject *recorded = NULL;
     if (start_ns != NULL && duration_ns != NULL && turn_now != NULL) {
-        recorded = PyObject_CallMethodObjArgs(probe, s_record_failure, plan, args, raw_inputs, start_ns,
+        recorded = PyObject_CallMethodObjArgs(probe, s_record_failure, plan, args, *raw_inputs, start_ns,
                                               duration_ns, exc, turn_now, NULL);
     }
     if (recorded == NULL) {
@@ -694,6 +752,303 @@ static int
 fast_flag(PyObject *fast, int field)
 {
     return PyObject_IsTrue(PyTuple_GET_ITEM(fast, field));
+}
+
+/* ---- PackedRow: a stored row whose fields are C values, made into Python objects when read -----
+ *
+ * A recorded call that needs nothing worded (no violation, no hint, no failure) and whose arrays
+ * are plain is stored as one PackedRow instead of a CallRow tuple of some thirteen objects (the
+ * tuples of its arrays, their fingerprints, samples and numbers). Inside TF the cost of a
+ * recorded call follows the objects it makes, keeps and frees (benchmarks/core_floor.py). A
+ * PackedRow reads as the tuple it stands for: the same fields at the same indices (each made
+ * anew at every read), equal to it, hashed and pickled as it. Readers that look at every field
+ * (Invocation.from_row) turn it into that tuple. It holds only atomic objects (the site, the
+ * thread name, the process, dtypes), so the garbage collector never tracks it. */
+#define PACKED_MAX_DIMS 6
+#define PACKED_MAX_ARRAYS 8  /* inputs, and outputs */
+#define PACKED_SAMPLE_BYTES 4096  /* a call's stats samples, gathered on the stack first */
+
+typedef struct {
+    RawFields fields;  /* dtype: a strong reference; sample: into the row's own memory */
+    int ndim;
+    npy_intp dims[PACKED_MAX_DIMS];
+} PackedArray;
+
+typedef struct {
+    PyObject_VAR_HEAD  /* ob_size: the bytes of `arrays`, then of their samples */
+    PyObject *site, *thread_name, *process;
+    long long seq, start, duration, bytes_in, bytes_out;
+    unsigned long thread_id;
+    int inputs, outputs;
+    PackedArray arrays[];
+} PackedRow;
+
+static PyTypeObject PackedRowType;
+
+/* Whether a plain array (is_plain_array) fits a PackedRow. */
+static int
+packable(PyObject *value)
+{
+    return PyArray_NDIM((PyArrayObject *)value) <= PACKED_MAX_DIMS;
+}
+
+static PyObject *
+packed_row_new(PyObject *site, PyObject *thread_name, PyObject *process, long long seq, long long start,
+               long long duration, unsigned long thread_id, const RawFields *inputs, PyObject *const *in_values,
+               int n, const RawFields *outputs, PyObject *const *out_values, int m)
+{
+    Py_ssize_t samples = 0;
+    for (int k = 0; k < n + m; k++) {
+        samples += k < n ? inputs[k].sample_bytes : outputs[k - n].sample_bytes;
+    }
+    Py_ssize_t size = (Py_ssize_t)((n + m) * sizeof(PackedArray)) + samples;
+    PackedRow *row = PyObject_NewVar(PackedRow, &PackedRowType, size);
+    if (row == NULL) {
+        return NULL;
+    }
+    row->site = Py_NewRef(site);
+    row->thread_name = Py_NewRef(thread_name);
+    row->process = Py_NewRef(process);
+    row->seq = seq;
+    row->start = start;
+    row->duration = duration;
+    row->thread_id = thread_id;
+    row->inputs = n;
+    row->outputs = m;
+    row->bytes_in = row->bytes_out = 0;
+    char *sample = (char *)&row->arrays[n + m];
+    for (int k = 0; k < n + m; k++) {
+        PackedArray *array = &row->arrays[k];
+        PyArrayObject *value = (PyArrayObject *)(k < n ? in_values[k] : out_values[k - n]);
+        array->fields = k < n ? inputs[k] : outputs[k - n];
+        Py_INCREF(array->fields.dtype);
+        if (array->fields.sample != NULL) {
+            memcpy(sample, array->fields.sample, (size_t)array->fields.sample_bytes);
+            array->fields.sample = sample;
+            sample += array->fields.sample_bytes;
+        }
+        array->ndim = PyArray_NDIM(value);
+        memcpy(array->dims, PyArray_DIMS(value), (size_t)array->ndim * sizeof(npy_intp));
+        if (k < n) {
+            row->bytes_in += array->fields.nbytes;
+        }
+        else {
+            row->bytes_out += array->fields.nbytes;
+        }
+    }
+    return (PyObject *)row;
+}
+
+static void
+packed_row_dealloc(PackedRow *row)
+{
+    for (int k = 0; k < row->inputs + row->outputs; k++) {
+        Py_DECREF(row->arrays[k].fields.dtype);
+    }
+    Py_DECREF(row->site);
+    Py_DECREF(row->thread_name);
+    Py_DECREF(row->process);
+    PyObject_Free(row);
+}
+
+/* The RawArray tuples of `count` of a row's arrays, from `first` on. */
+static PyObject *
+packed_raws(PackedRow *row, int first, int count)
+{
+    PyObject *raws = PyTuple_New(count);
+    for (int k = 0; raws != NULL && k < count; k++) {
+        const PackedArray *array = &row->arrays[first + k];
+        PyObject *raw = raw_tuple(&array->fields, cached_shape(array->ndim, array->dims));
+        if (raw == NULL) {
+            Py_CLEAR(raws);
+            break;
+        }
+        PyTuple_SET_ITEM(raws, k, raw);
+    }
+    if (raws != NULL) {
+        untrack_if_atomic(raws);
+    }
+    return raws;
+}
+
+static Py_ssize_t
+packed_row_length(PyObject *row)
+{
+    (void)row;
+    return R_COUNT;
+}
+
+/* CallRow field `index`, made from the row's C values. */
+static PyObject *
+packed_row_item(PyObject *self, Py_ssize_t index)
+{
+    PackedRow *row = (PackedRow *)self;
+    switch (index) {
+    case R_SEQ: return PyLong_FromLongLong(row->seq);
+    case R_SITE: return Py_NewRef(row->site);
+    case R_THREAD_ID: return PyLong_FromUnsignedLong(row->thread_id);
+    case R_THREAD_NAME: return Py_NewRef(row->thread_name);
+    case R_START: return PyLong_FromLongLong(row->start);
+    case R_DURATION: return PyLong_FromLongLong(row->duration);
+    case R_INPUTS: return packed_raws(row, 0, row->inputs);
+    case R_OUTPUTS: return packed_raws(row, row->inputs, row->outputs);
+    case R_ERROR: return Py_NewRef(Py_None);
+    case R_VIOLATIONS: return PyTuple_New(0);
+    case R_HINTS: return PyTuple_New(0);
+    case R_PROCESS: return Py_NewRef(row->process);
+    case R_BYTES_IN: return PyLong_FromLongLong(row->bytes_in);
+    case R_BYTES_OUT: return PyLong_FromLongLong(row->bytes_out);
+    default:
+        PyErr_SetString(PyExc_IndexError, "tuple index out of range");
+        return NULL;
+    }
+}
+
+static PyObject *
+packed_row_subscript(PyObject *self, PyObject *key)
+{
+    if (PyIndex_Check(key)) {
+        Py_ssize_t index = PyNumber_AsSsize_t(key, PyExc_IndexError);
+        if (index == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        return packed_row_item(self, index < 0 ? index + R_COUNT : index);
+    }
+    PyObject *tuple = PySequence_Tuple(self);
+    PyObject *item = tuple != NULL ? PyObject_GetItem(tuple, key) : NULL;
+    Py_XDECREF(tuple);
+    return item;
+}
+
+/* Compared, hashed, shown and pickled as the CallRow tuple it stands for. */
+static PyObject *
+packed_row_richcompare(PyObject *self, PyObject *other, int op)
+{
+    PyObject *mine = PySequence_Tuple(self);
+    PyObject *theirs = Py_TYPE(other) == &PackedRowType ? PySequence_Tuple(other) : Py_NewRef(other);
+    PyObject *result = mine != NULL && theirs != NULL ? PyObject_RichCompare(mine, theirs, op) : NULL;
+    Py_XDECREF(mine);
+    Py_XDECREF(theirs);
+    return result;
+}
+
+static Py_hash_t
+packed_row_hash(PyObject *self)
+{
+    PyObject *tuple = PySequence_Tuple(self);
+    Py_hash_t hash = tuple != NULL ? PyObject_Hash(tuple) : -1;
+    Py_XDECREF(tuple);
+    return hash;
+}
+
+static PyObject *
+packed_row_repr(PyObject *self)
+{
+    PyObject *tuple = PySequence_Tuple(self);
+    PyObject *text = tuple != NULL ? PyObject_Repr(tuple) : NULL;
+    Py_XDECREF(tuple);
+    return text;
+}
+
+static PyObject *
+packed_row_reduce(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    PyObject *tuple = PySequence_Tuple(self);
+    PyObject *reduced = tuple != NULL ? Py_BuildValue("(O(O))", (PyObject *)&PyTuple_Type, tuple) : NULL;
+    Py_XDECREF(tuple);
+    return reduced;
+}
+
+static PySequenceMethods packed_row_as_sequence = {
+    .sq_length = packed_row_length,
+    .sq_item = packed_row_item,
+};
+
+static PyMappingMethods packed_row_as_mapping = {
+    .mp_length = packed_row_length,
+    .mp_subscript = packed_row_subscript,
+};
+
+static PyMethodDef packed_row_methods[] = {
+    {"__reduce__", packed_row_reduce, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject PackedRowType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tfnp_inspect.recording._probe_core.PackedRow",
+    .tp_doc = "A stored CallRow whose fields are C values, made into Python objects when read.",
+    .tp_basicsize = offsetof(PackedRow, arrays),
+    .tp_itemsize = 1,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_SEQUENCE,
+    .tp_dealloc = (destructor)packed_row_dealloc,
+    .tp_as_sequence = &packed_row_as_sequence,
+    .tp_as_mapping = &packed_row_as_mapping,
+    .tp_richcompare = packed_row_richcompare,
+    .tp_hash = packed_row_hash,
+    .tp_repr = packed_row_repr,
+    .tp_methods = packed_row_methods,
+};
+
+/* A row's field (a new reference), whether the row is a CallRow tuple or a PackedRow. */
+static PyObject *
+row_field(PyObject *row, int index)
+{
+    return Py_TYPE(row) == &PackedRowType ? packed_row_item(row, index) : Py_NewRef(PyTuple_GET_ITEM(row, index));
+}
+
+/* The RawArray tuples of `count` described arrays (fields and their arrays), as describe() makes them. */
+static PyObject *
+raws_of(const RawFields *fields, PyObject *const *values, Py_ssize_t count)
+{
+    PyObject *raws = PyTuple_New(count);
+    for (Py_ssize_t k = 0; raws != NULL && k < count; k++) {
+        PyObject *raw = raw_tuple(&fields[k], shape_of((PyArrayObject *)values[k]));
+        if (raw == NULL) {
+            Py_CLEAR(raws);
+            break;
+        }
+        PyTuple_SET_ITEM(raws, k, raw);
+    }
+    return raws;
+}
+
+/* `*raws` made from the fields where it is not made yet (a packed call that a Python check or a
+ * CallRow tuple needs after all); borrowed, NULL on error. */
+static PyObject *
+ensure_raws(PyObject **raws, const RawFields *fields, PyObject *const *values, Py_ssize_t count)
+{
+    if (*raws == NULL) {
+        *raws = raws_of(fields, values, count);
+    }
+    return *raws;
+}
+
+/* Whether a plain array's shape is `declared` (a tuple of ints); 0 for anything else (None
+ * dimensions: the reference check decides). */
+static int
+shape_is(PyObject *value, PyObject *declared)
+{
+    PyArrayObject *array = (PyArrayObject *)value;
+    if (!PyTuple_CheckExact(declared) || PyTuple_GET_SIZE(declared) != PyArray_NDIM(array)) {
+        return 0;
+    }
+    for (int k = 0; k < PyArray_NDIM(array); k++) {
+        PyObject *dim = PyTuple_GET_ITEM(declared, k);
+        if (!PyLong_CheckExact(dim)) {
+            return 0;
+        }
+        Py_ssize_t size = PyLong_AsSsize_t(dim);
+        if (size == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return 0;
+        }
+        if (size != PyArray_DIM(array, k)) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 /* call(probe, func, args, plan, eager_inputs=()) -- what CallProbe.call does, for the common calls. */
@@ -742,8 +1097,12 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
     PyObject *watch = PyTuple_GET_ITEM(fast, F_WATCH);
     PyObject *stack_roots[MAX_STACK_ARGS];
     Py_ssize_t stack_counts[4 * MAX_STACK_ARGS];
+    long stack_bits[MAX_STACK_ARGS];
     PyObject **roots = stack_roots;
     Py_ssize_t *counts = stack_counts;
+    long *in_bits = stack_bits;  /* each input's RawArray.flags */
+    RawFields in_fields[PACKED_MAX_ARRAYS], out_fields[PACKED_MAX_ARRAYS];
+    char samples[PACKED_SAMPLE_BYTES];  /* a packed call's stats samples, until its row is made */
     int ok = 0;
 
     long capture = PyLong_AsLong(PyTuple_GET_ITEM(fast, F_CAPTURE));
@@ -777,13 +1136,23 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
     if (n > MAX_STACK_ARGS) {
         roots = PyMem_Malloc(n * sizeof(PyObject *));
         counts = PyMem_Malloc(4 * n * sizeof(Py_ssize_t));
-        if (roots == NULL || counts == NULL) {
+        in_bits = PyMem_Malloc(n * sizeof(long));
+        if (roots == NULL || counts == NULL || in_bits == NULL) {
             PyErr_NoMemory();
             goto done;
         }
     }
-    raw_inputs = PyTuple_New(n);
-    if (raw_inputs == NULL) {
+    /* packed: every input is described as C values (in_fields), made into RawArray tuples
+     * (raw_inputs) only if a Python check or a CallRow tuple needs them; else raw_inputs at once */
+    Py_ssize_t samples_used = 0;
+    int packed = n <= PACKED_MAX_ARRAYS;
+    for (Py_ssize_t i = 0; packed && i < n; i++) {
+        packed = is_plain_array(values[i]) && packable(values[i]);
+        samples_used += packed ? sample_room(values[i], capture) : 0;
+    }
+    packed = packed && samples_used <= PACKED_SAMPLE_BYTES;
+    samples_used = 0;
+    if (!packed && (raw_inputs = PyTuple_New(n)) == NULL) {
         goto done;
     }
     long long bytes_in = 0;
@@ -794,13 +1163,24 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
         if (retained) {
             count_refs(value, counts + 2 * i);
         }
-        PyObject *raw = describe(value, capture, Py_None, 0, turn, 1);
-        if (raw == NULL) {
-            goto done;
+        if (packed) {
+            if (describe_plain(value, capture, -1, 0, turn, 1, &in_fields[i], samples + samples_used) < 0) {
+                goto done;
+            }
+            samples_used += in_fields[i].sample_bytes;
+            in_bits[i] = in_fields[i].bits;
+            bytes_in += in_fields[i].nbytes;
         }
-        PyTuple_SET_ITEM(raw_inputs, i, raw);
-        bytes_in += PyLong_AsLongLong(PyTuple_GET_ITEM(raw, A_NBYTES));
-        if (roots[i] != NULL && !(raw_flags(raw) & (flag_buffer_hash | flag_sampled))) {
+        else {
+            PyObject *raw = describe(value, capture, -1, 0, turn, 1);
+            if (raw == NULL) {
+                goto done;
+            }
+            PyTuple_SET_ITEM(raw_inputs, i, raw);
+            in_bits[i] = raw_flags(raw);
+            bytes_in += PyLong_AsLongLong(PyTuple_GET_ITEM(raw, A_NBYTES));
+        }
+        if (roots[i] != NULL && !(in_bits[i] & (flag_buffer_hash | flag_sampled))) {
             inputs_rehashable = 0;
         }
     }
@@ -817,7 +1197,8 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
     result = PyObject_Vectorcall(func, values, (size_t)n, NULL);
     long long duration = perf_ns() - start;
     if (result == NULL) {
-        call_failed(probe, plan, args, raw_inputs, start, duration, turn, fast_flag(fast, F_GENERATOR));
+        call_failed(probe, plan, args, &raw_inputs, in_fields, values, n, start, duration, turn,
+                    fast_flag(fast, F_GENERATOR));
         goto done;
     }
     seq = PyIter_Next(seq_counter);
@@ -894,10 +1275,10 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
             if (roots[i] == NULL) {
                 continue;
             }
-            PyObject *raw = PyTuple_GET_ITEM(raw_inputs, i);
-            unsigned long long now, before = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(raw, A_FINGERPRINT));
+            unsigned long long now, before = packed ? in_fields[i].fingerprint : PyLong_AsUnsignedLongLong(
+                PyTuple_GET_ITEM(PyTuple_GET_ITEM(raw_inputs, i), A_FINGERPRINT));
             if ((before == (unsigned long long)-1 && PyErr_Occurred())
-                || array_hash((PyArrayObject *)values[i], (raw_flags(raw) & flag_sampled) != 0, turn, &now) < 0) {
+                || array_hash((PyArrayObject *)values[i], (in_bits[i] & flag_sampled) != 0, turn, &now) < 0) {
                 goto done;
             }
             mutated = now != before && (PyArray_FLAGS((PyArrayObject *)values[i]) & NPY_ARRAY_WRITEABLE);
@@ -905,8 +1286,9 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
         if (mutated) {  /* the reference check words the violations (and handles sampled arrays) */
             PyObject *turn_now = PyLong_FromLong(turn);
             violations = list_ready(violations);
-            PyObject *check[] = {args, raw_inputs, seq, violations, turn_now};
-            int failed = turn_now == NULL || violations == NULL || call_check(probe, s_find_mutations, check, 5) < 0;
+            PyObject *check[] = {args, ensure_raws(&raw_inputs, in_fields, values, n), seq, violations, turn_now};
+            int failed = turn_now == NULL || violations == NULL || check[1] == NULL
+                         || call_check(probe, s_find_mutations, check, 5) < 0;
             Py_XDECREF(turn_now);
             if (failed) {
                 goto done;
@@ -925,33 +1307,54 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
         outputs = PySequence_Fast_ITEMS(out_items);
         m = PySequence_Fast_GET_SIZE(out_items);
     }
-    raw_outputs = PyTuple_New(m);
-    if (raw_outputs == NULL) {
+    /* packed_out: the outputs described as C values too (out_fields), where the inputs were */
+    int packed_out = packed && m <= PACKED_MAX_ARRAYS;
+    for (Py_ssize_t j = 0; packed_out && j < m; j++) {
+        packed_out = is_plain_array(outputs[j]) && packable(outputs[j]);
+        samples_used += packed_out ? sample_room(outputs[j], capture) : 0;
+    }
+    packed_out = packed_out && samples_used <= PACKED_SAMPLE_BYTES;
+    if (packed_out) {
+        samples_used -= 0;
+        for (Py_ssize_t j = 0; j < m; j++) {
+            samples_used -= sample_room(outputs[j], capture);  /* back to the inputs' samples */
+        }
+    }
+    if (!packed_out && (raw_outputs = PyTuple_New(m)) == NULL) {
         goto done;
     }
     long long bytes_out = 0;
+    int outputs_sampled = 0;
     for (Py_ssize_t j = 0; j < m; j++) {
         PyObject *value = outputs[j];
-        PyObject *alias = NULL;
+        int alias = -1;
         if (Py_TYPE(value) == ndarray_type) {
             PyObject *root = alias_root(value);
             for (Py_ssize_t i = 0; i < n; i++) {
                 if (roots[i] == root) {
-                    alias = PyLong_FromSsize_t(i);
-                    if (alias == NULL) {
-                        goto done;
-                    }
+                    alias = (int)i;
                     break;
                 }
             }
         }
-        PyObject *raw = describe(value, capture, alias != NULL ? alias : Py_None, graph, turn, hash_outputs);
-        Py_XDECREF(alias);
-        if (raw == NULL) {
-            goto done;
+        if (packed_out) {
+            RawFields *fields = &out_fields[j];
+            if (describe_plain(value, capture, alias, graph, turn, hash_outputs, fields, samples + samples_used) < 0) {
+                goto done;
+            }
+            samples_used += fields->sample_bytes;
+            bytes_out += fields->nbytes;
+            outputs_sampled |= (fields->bits & flag_sampled) != 0;
         }
-        PyTuple_SET_ITEM(raw_outputs, j, raw);
-        bytes_out += PyLong_AsLongLong(PyTuple_GET_ITEM(raw, A_NBYTES));
+        else {
+            PyObject *raw = describe(value, capture, alias, graph, turn, hash_outputs);
+            if (raw == NULL) {
+                goto done;
+            }
+            PyTuple_SET_ITEM(raw_outputs, j, raw);
+            bytes_out += PyLong_AsLongLong(PyTuple_GET_ITEM(raw, A_NBYTES));
+            outputs_sampled |= (raw_flags(raw) & flag_sampled) != 0;
+        }
     }
 
     if (fast_flag(fast, F_TOUT_CHECK)
@@ -980,13 +1383,14 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
             if (shape == Py_None) {
                 continue;
             }
-            int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(PyTuple_GET_ITEM(raw_outputs, j), A_SHAPE), shape,
-                                                Py_EQ);
+            int same = packed_out ? shape_is(outputs[j], shape) : PyObject_RichCompareBool(
+                PyTuple_GET_ITEM(PyTuple_GET_ITEM(raw_outputs, j), A_SHAPE), shape, Py_EQ);
             if (same < 0) {
                 goto done;
             }
             if (!same) {  /* the reference check decides (partly known shapes) and words it */
-                if ((violations = list_ready(violations)) == NULL) {
+                if ((violations = list_ready(violations)) == NULL
+                    || ensure_raws(&raw_outputs, out_fields, outputs, m) == NULL) {
                     goto done;
                 }
                 PyObject *check[] = {raw_outputs, seq, violations};
@@ -997,8 +1401,13 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
             }
         }
     }
-    if (fast_flag(fast, F_NONDETERMINISM) && (turn < 0 || !(any_sampled(raw_inputs) || any_sampled(raw_outputs)))) {
-        if ((violations = list_ready(violations)) == NULL) {
+    int inputs_sampled = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        inputs_sampled |= (in_bits[i] & flag_sampled) != 0;
+    }
+    if (fast_flag(fast, F_NONDETERMINISM) && (turn < 0 || !(inputs_sampled || outputs_sampled))) {
+        if ((violations = list_ready(violations)) == NULL || ensure_raws(&raw_inputs, in_fields, values, n) == NULL
+            || ensure_raws(&raw_outputs, out_fields, outputs, m) == NULL) {
             goto done;
         }
         PyObject *check[] = {raw_inputs, raw_outputs, seq, violations};
@@ -1015,7 +1424,7 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
             goto done;
         }
     }
-    if (graph) {
+    if (graph && !packed_out) {  /* plain arrays are C-contiguous: no such hint */
         for (Py_ssize_t j = 0; j < m; j++) {
             PyObject *raw = PyTuple_GET_ITEM(raw_outputs, j);
             if (PyTuple_GET_ITEM(raw, A_WILL_BE_COPIED) == Py_True && !(raw_flags(raw) & flag_c_contiguous)) {
@@ -1031,46 +1440,63 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
         }
     }
 
-    /* -- the row -------------------------------------------------------------------------------- */
-    untrack_if_atomic(raw_inputs);
-    untrack_if_atomic(raw_outputs);
-    row = PyTuple_New(R_COUNT);
-    if (row == NULL) {
+    /* -- the row: a PackedRow where nothing was found and every array was described in C --------- */
+    int violated = violations != NULL && PyList_GET_SIZE(violations) > 0;
+    int hinted = hints != NULL && PyList_GET_SIZE(hints) > 0;
+    PyObject *ident = thread_ident();
+    PyObject *name = ident != NULL ? thread_name(ident) : NULL;
+    PyObject *process = name != NULL ? PyDict_GetItemWithError(records_dict, s_process) : NULL;  /* borrowed */
+    if (process == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "tfnp_inspect: records._process is missing");
+        }
+        Py_XDECREF(ident);
+        Py_XDECREF(name);
         goto done;
     }
-    Py_INCREF(seq);
-    PyTuple_SET_ITEM(row, R_SEQ, seq);
-    Py_INCREF(PyTuple_GET_ITEM(fast, F_SITE_ROW));
-    PyTuple_SET_ITEM(row, R_SITE, PyTuple_GET_ITEM(fast, F_SITE_ROW));
-    PyObject *ident = thread_ident();
-    PyTuple_SET_ITEM(row, R_THREAD_ID, ident);
-    PyTuple_SET_ITEM(row, R_THREAD_NAME, ident != NULL ? thread_name(ident) : NULL);
-    PyTuple_SET_ITEM(row, R_START, PyLong_FromLongLong(start + wall_offset_ns));
-    PyTuple_SET_ITEM(row, R_DURATION, PyLong_FromLongLong(duration));
-    Py_INCREF(raw_inputs);
-    PyTuple_SET_ITEM(row, R_INPUTS, raw_inputs);
-    Py_INCREF(raw_outputs);
-    PyTuple_SET_ITEM(row, R_OUTPUTS, raw_outputs);
-    Py_INCREF(Py_None);
-    PyTuple_SET_ITEM(row, R_ERROR, Py_None);
-    int violated = violations != NULL && PyList_GET_SIZE(violations) > 0;
-    PyTuple_SET_ITEM(row, R_VIOLATIONS, violated ? PyObject_CallOneArg(rows_of, violations) : PyTuple_New(0));
-    PyTuple_SET_ITEM(row, R_HINTS, hints != NULL && PyList_GET_SIZE(hints) ? PyObject_CallOneArg(rows_of, hints)
-                                                                           : PyTuple_New(0));
-    PyObject *process = PyDict_GetItemWithError(records_dict, s_process);
-    Py_XINCREF(process);
-    PyTuple_SET_ITEM(row, R_PROCESS, process);
-    PyTuple_SET_ITEM(row, R_BYTES_IN, PyLong_FromLongLong(bytes_in));
-    PyTuple_SET_ITEM(row, R_BYTES_OUT, PyLong_FromLongLong(bytes_out));
-    for (int k = 0; k < R_COUNT; k++) {
-        if (PyTuple_GET_ITEM(row, k) == NULL) {
-            if (!PyErr_Occurred()) {
-                PyErr_SetString(PyExc_RuntimeError, "tfnp_inspect: records._process is missing");
-            }
+    if (packed_out && !violated && !hinted) {
+        long long number = PyLong_AsLongLong(seq);
+        unsigned long thread = PyLong_AsUnsignedLong(ident);
+        if (!PyErr_Occurred()) {
+            row = packed_row_new(PyTuple_GET_ITEM(fast, F_SITE_ROW), name, process, number, start + wall_offset_ns,
+                                 duration, thread, in_fields, values, (int)n, out_fields, outputs, (int)m);
+        }
+        Py_DECREF(ident);
+        Py_DECREF(name);
+        if (row == NULL) {
             goto done;
         }
     }
-    untrack_if_atomic(row);
+    else {
+        if (ensure_raws(&raw_inputs, in_fields, values, n) == NULL
+            || ensure_raws(&raw_outputs, out_fields, outputs, m) == NULL || (row = PyTuple_New(R_COUNT)) == NULL) {
+            Py_DECREF(ident);
+            Py_DECREF(name);
+            goto done;
+        }
+        untrack_if_atomic(raw_inputs);
+        untrack_if_atomic(raw_outputs);
+        PyTuple_SET_ITEM(row, R_SEQ, Py_NewRef(seq));
+        PyTuple_SET_ITEM(row, R_SITE, Py_NewRef(PyTuple_GET_ITEM(fast, F_SITE_ROW)));
+        PyTuple_SET_ITEM(row, R_THREAD_ID, ident);
+        PyTuple_SET_ITEM(row, R_THREAD_NAME, name);
+        PyTuple_SET_ITEM(row, R_START, PyLong_FromLongLong(start + wall_offset_ns));
+        PyTuple_SET_ITEM(row, R_DURATION, PyLong_FromLongLong(duration));
+        PyTuple_SET_ITEM(row, R_INPUTS, Py_NewRef(raw_inputs));
+        PyTuple_SET_ITEM(row, R_OUTPUTS, Py_NewRef(raw_outputs));
+        PyTuple_SET_ITEM(row, R_ERROR, Py_NewRef(Py_None));
+        PyTuple_SET_ITEM(row, R_VIOLATIONS, violated ? PyObject_CallOneArg(rows_of, violations) : PyTuple_New(0));
+        PyTuple_SET_ITEM(row, R_HINTS, hinted ? PyObject_CallOneArg(rows_of, hints) : PyTuple_New(0));
+        PyTuple_SET_ITEM(row, R_PROCESS, Py_NewRef(process));
+        PyTuple_SET_ITEM(row, R_BYTES_IN, PyLong_FromLongLong(bytes_in));
+        PyTuple_SET_ITEM(row, R_BYTES_OUT, PyLong_FromLongLong(bytes_out));
+        for (int k = 0; k < R_COUNT; k++) {
+            if (PyTuple_GET_ITEM(row, k) == NULL) {
+                goto done;
+            }
+        }
+        untrack_if_atomic(row);
+    }
     if (store(PyTuple_GET_ITEM(fast, F_EXACT_SINKS), row, violated) < 0) {
         goto done;
     }
@@ -1089,6 +1515,9 @@ done:
     }
     if (counts != stack_counts) {
         PyMem_Free(counts);
+    }
+    if (in_bits != stack_bits) {
+        PyMem_Free(in_bits);
     }
     Py_DECREF(fast);
     Py_XDECREF(items);
@@ -1281,9 +1710,48 @@ same_arrays(PyObject *arrays, PyObject *first)
     return 1;
 }
 
-/* columns(rows) -- model.columns.columns_of in one pass over a list of stored rows, as a tuple in
- * RowColumns' order; None where the Python twin must read them (an empty batch, a row that is not
- * a plain CallRow tuple, a value beyond int64). */
+/* Whether two PackedRows have as many inputs and as many outputs, at each position of one shape
+ * and one dtype; -1 on error. */
+static int
+packed_same_arrays(const PackedRow *row, const PackedRow *first)
+{
+    if (row->inputs != first->inputs || row->outputs != first->outputs) {
+        return 0;
+    }
+    for (int k = 0; k < row->inputs + row->outputs; k++) {
+        const PackedArray *array = &row->arrays[k], *other = &first->arrays[k];
+        if (array->ndim != other->ndim || memcmp(array->dims, other->dims, (size_t)array->ndim * sizeof(npy_intp))) {
+            return 0;
+        }
+        if (array->fields.dtype != other->fields.dtype) {
+            int same = PyObject_RichCompareBool((PyObject *)array->fields.dtype, (PyObject *)other->fields.dtype, Py_EQ);
+            if (same <= 0) {
+                return same;
+            }
+        }
+    }
+    return 1;
+}
+
+/* Whether a row's arrays are as many as the first row's inputs and outputs (their RawArray
+ * tuples), each of the same shape and dtype; -1 on error. */
+static int
+same_arrays_as(PyObject *row, PyObject *first_inputs, PyObject *first_outputs)
+{
+    PyObject *inputs = row_field(row, R_INPUTS);
+    PyObject *outputs = inputs != NULL ? row_field(row, R_OUTPUTS) : NULL;
+    int same = outputs == NULL ? -1 : same_arrays(inputs, first_inputs);
+    if (same > 0) {
+        same = same_arrays(outputs, first_outputs);
+    }
+    Py_XDECREF(inputs);
+    Py_XDECREF(outputs);
+    return same;
+}
+
+/* columns(rows) -- model.columns.columns_of in one pass over a list of stored rows (CallRow
+ * tuples and PackedRows), as a tuple in RowColumns' order; None where the Python twin must read
+ * them (an empty batch, a row of another kind, a value beyond int64). */
 static PyObject *
 core_columns(PyObject *module, PyObject *rows)
 {
@@ -1293,63 +1761,90 @@ core_columns(PyObject *module, PyObject *rows)
     }
     npy_intp n = PyList_GET_SIZE(rows);
     PyObject *first = PyList_GET_ITEM(rows, 0);
-    if (!PyTuple_CheckExact(first) || PyTuple_GET_SIZE(first) != R_COUNT) {
+    int first_packed = Py_TYPE(first) == &PackedRowType;
+    if (!first_packed && (!PyTuple_CheckExact(first) || PyTuple_GET_SIZE(first) != R_COUNT)) {
         Py_RETURN_NONE;
     }
     PyObject *durations = PyArray_SimpleNew(1, &n, NPY_INT64), *starts = PyArray_SimpleNew(1, &n, NPY_INT64);
     PyObject *violations = PyList_New(0), *threads = PyDict_New();
+    PyObject *first_inputs = row_field(first, R_INPUTS), *first_outputs = row_field(first, R_OUTPUTS);
+    PyObject *site = first_packed ? ((PackedRow *)first)->site : PyTuple_GET_ITEM(first, R_SITE);
     PyObject *result = NULL, *last_ident = NULL;
-    if (durations == NULL || starts == NULL || violations == NULL || threads == NULL) {
+    unsigned long last_thread = 0;
+    int last_thread_known = 0;  /* last_thread is the thread of the row before (a PackedRow) */
+    if (durations == NULL || starts == NULL || violations == NULL || threads == NULL || first_inputs == NULL
+        || first_outputs == NULL) {
         goto done;
     }
     int64_t *duration_at = PyArray_DATA((PyArrayObject *)durations), *start_at = PyArray_DATA((PyArrayObject *)starts);
-    PyObject *site = PyTuple_GET_ITEM(first, R_SITE);
-    PyObject *first_inputs = PyTuple_GET_ITEM(first, R_INPUTS), *first_outputs = PyTuple_GET_ITEM(first, R_OUTPUTS);
     int usable = PyTuple_CheckExact(first_inputs) && PyTuple_CheckExact(first_outputs);
     int one_site = 1, uniform = 1;
     long long errors = 0, bytes_in = 0, bytes_out = 0;
     for (npy_intp i = 0; usable && i < n; i++) {
         PyObject *row = PyList_GET_ITEM(rows, i);
-        if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != R_COUNT) {
+        int packed = Py_TYPE(row) == &PackedRowType;
+        if (!packed && (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != R_COUNT)) {
             usable = 0;
             break;
         }
-        if (one_site && PyTuple_GET_ITEM(row, R_SITE) != site) {
-            one_site = PyObject_RichCompareBool(PyTuple_GET_ITEM(row, R_SITE), site, Py_EQ);
+        PyObject *row_site = packed ? ((PackedRow *)row)->site : PyTuple_GET_ITEM(row, R_SITE);
+        if (one_site && row_site != site) {
+            one_site = PyObject_RichCompareBool(row_site, site, Py_EQ);
             if (one_site < 0) {
                 goto done;
             }
         }
-        duration_at[i] = row_int(row, R_DURATION, &usable);
-        start_at[i] = row_int(row, R_START, &usable);
-        long long in = row_int(row, R_BYTES_IN, &usable), out = row_int(row, R_BYTES_OUT, &usable);
+        long long in, out;
+        if (packed) {
+            const PackedRow *record = (const PackedRow *)row;
+            duration_at[i] = record->duration;
+            start_at[i] = record->start;
+            in = record->bytes_in;
+            out = record->bytes_out;
+            if (!last_thread_known || record->thread_id != last_thread) {
+                PyObject *ident = PyLong_FromUnsignedLong(record->thread_id);
+                if (ident == NULL || PyDict_SetDefault(threads, ident, record->thread_name) == NULL) {
+                    Py_XDECREF(ident);
+                    goto done;
+                }
+                Py_DECREF(ident);
+                last_thread = record->thread_id;
+                last_thread_known = 1;
+                last_ident = NULL;
+            }
+        }
+        else {
+            duration_at[i] = row_int(row, R_DURATION, &usable);
+            start_at[i] = row_int(row, R_START, &usable);
+            in = row_int(row, R_BYTES_IN, &usable);
+            out = row_int(row, R_BYTES_OUT, &usable);
+            if (PyTuple_GET_ITEM(row, R_ERROR) != Py_None) {
+                errors++;
+                uniform = 0;
+            }
+            PyObject *found = PyTuple_GET_ITEM(row, R_VIOLATIONS);
+            if (!PyTuple_CheckExact(found)) {
+                usable = 0;
+            }
+            else if (PyTuple_GET_SIZE(found)
+                     && PyList_SetSlice(violations, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, found) < 0) {  /* extend */
+                goto done;
+            }
+            PyObject *ident = PyTuple_GET_ITEM(row, R_THREAD_ID);
+            if (ident != last_ident) {  /* most rows come from the thread of the row before */
+                if (PyDict_SetDefault(threads, ident, PyTuple_GET_ITEM(row, R_THREAD_NAME)) == NULL) {
+                    goto done;
+                }
+                last_ident = ident;
+                last_thread_known = 0;
+            }
+        }
         if (__builtin_add_overflow(bytes_in, in, &bytes_in) || __builtin_add_overflow(bytes_out, out, &bytes_out)) {
             usable = 0;
         }
-        if (PyTuple_GET_ITEM(row, R_ERROR) != Py_None) {
-            errors++;
-            uniform = 0;
-        }
-        PyObject *found = PyTuple_GET_ITEM(row, R_VIOLATIONS);
-        if (!PyTuple_CheckExact(found)) {
-            usable = 0;
-        }
-        else if (PyTuple_GET_SIZE(found)
-                 && PyList_SetSlice(violations, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, found) < 0) {  /* extend */
-            goto done;
-        }
-        PyObject *ident = PyTuple_GET_ITEM(row, R_THREAD_ID);
-        if (ident != last_ident) {  /* most rows come from the thread of the row before */
-            if (PyDict_SetDefault(threads, ident, PyTuple_GET_ITEM(row, R_THREAD_NAME)) == NULL) {
-                goto done;
-            }
-            last_ident = ident;
-        }
         if (uniform && i) {
-            uniform = same_arrays(PyTuple_GET_ITEM(row, R_INPUTS), first_inputs);
-            if (uniform > 0) {
-                uniform = same_arrays(PyTuple_GET_ITEM(row, R_OUTPUTS), first_outputs);
-            }
+            uniform = packed && first_packed ? packed_same_arrays((const PackedRow *)row, (const PackedRow *)first)
+                                             : same_arrays_as(row, first_inputs, first_outputs);
             if (uniform < 0) {
                 goto done;
             }
@@ -1384,6 +1879,8 @@ done:
     Py_XDECREF(starts);
     Py_XDECREF(violations);
     Py_XDECREF(threads);
+    Py_XDECREF(first_inputs);
+    Py_XDECREF(first_outputs);
     return result;
 }
 
@@ -1453,8 +1950,15 @@ PyInit__probe_core(void)
             return NULL;
         }
     }
+    if (PyType_Ready(&PackedRowType) < 0) {
+        return NULL;
+    }
     PyObject *module = PyModule_Create(&core_module);
     if (module == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(module, "PackedRow", (PyObject *)&PackedRowType) < 0) {
+        Py_DECREF(module);
         return NULL;
     }
     if (add_names(module, "FAST_FIELDS", FAST_FIELDS) < 0 || add_names(module, "ROW_FIELDS", ROW_FIELDS) < 0
