@@ -3,11 +3,12 @@
     python benchmarks/core_floor.py              # about 8 minutes
     python benchmarks/core_floor.py --quick      # about 1 minute, fewer rounds
 
-Today a recorded call builds its row from Python objects (the row, its tuples of inputs and
-outputs, their descriptions, fingerprints, samples and numbers), stores it in a deque and frees it
-again when it is evicted. ``core_segments.py`` shows that inside TF the cost follows the objects a
-call touches. The lever left is a record of fixed layout written into preallocated memory. This
-script measures what such a design could reach at best, before anybody builds it:
+Inside TF the cost of a recorded call follows the objects it makes, keeps and frees
+(``core_segments.py``). A row of Python objects (a CallRow tuple, with the tuples of its inputs and
+outputs, their descriptions, fingerprints, samples and numbers: some thirteen objects) was the
+last big lever; this script measured what a record without them could reach at best, before the
+compiled core got its PackedRow (one object per call, its fields as C values), and it compares the
+two now:
 
 It builds a copy of ``_probe_core.c`` with ``core_floor.c`` added (into a temporary directory;
 the installed core is not touched) and loads it in place of the installed one. Its
@@ -22,8 +23,8 @@ It leaves out what a real design would need on top: the per-op aggregates beyond
 feed. So its cost is a lower bound of that design's.
 
 Between the two: today's core with its rows made but not kept (the recorder's store appends them
-to a deque of no length, which frees them at once). It tells what making a call's Python objects
-costs apart from keeping, folding and freeing them later.
+to a deque of no length, which frees them at once). It tells what making a call's row costs apart
+from keeping, folding and freeing it later.
 
 Timed like ``run.py``'s rows, in paired ABBA rounds against the bare call in one process: the
 16-element loop-carried loop of the overhead benchmark and the ``tf.data`` pipeline of

@@ -851,14 +851,13 @@ packed_row_dealloc(PackedRow *row)
     PyObject_Free(row);
 }
 
-/* The RawArray tuples of `count` of a row's arrays, from `first` on. */
+/* A tuple of RawArray tuples, the k-th made by raw_at(source, k), untracked like them. */
 static PyObject *
-packed_raws(PackedRow *row, int first, int count)
+raws_tuple(Py_ssize_t count, PyObject *(*raw_at)(const void *, Py_ssize_t), const void *source)
 {
     PyObject *raws = PyTuple_New(count);
-    for (int k = 0; raws != NULL && k < count; k++) {
-        const PackedArray *array = &row->arrays[first + k];
-        PyObject *raw = raw_tuple(&array->fields, cached_shape(array->ndim, array->dims));
+    for (Py_ssize_t k = 0; raws != NULL && k < count; k++) {
+        PyObject *raw = raw_at(source, k);
         if (raw == NULL) {
             Py_CLEAR(raws);
             break;
@@ -869,6 +868,20 @@ packed_raws(PackedRow *row, int first, int count)
         untrack_if_atomic(raws);
     }
     return raws;
+}
+
+static PyObject *
+packed_raw_at(const void *arrays, Py_ssize_t k)
+{
+    const PackedArray *array = (const PackedArray *)arrays + k;
+    return raw_tuple(&array->fields, cached_shape(array->ndim, array->dims));
+}
+
+/* The RawArray tuples of `count` of a row's arrays, from `first` on. */
+static PyObject *
+packed_raws(PackedRow *row, int first, int count)
+{
+    return raws_tuple(count, packed_raw_at, &row->arrays[first]);
 }
 
 static Py_ssize_t
@@ -998,20 +1011,16 @@ row_field(PyObject *row, int index)
     return Py_TYPE(row) == &PackedRowType ? packed_row_item(row, index) : Py_NewRef(PyTuple_GET_ITEM(row, index));
 }
 
-/* The RawArray tuples of `count` described arrays (fields and their arrays), as describe() makes them. */
+typedef struct {
+    const RawFields *fields;
+    PyObject *const *values;
+} Described;
+
 static PyObject *
-raws_of(const RawFields *fields, PyObject *const *values, Py_ssize_t count)
+described_raw_at(const void *described, Py_ssize_t k)
 {
-    PyObject *raws = PyTuple_New(count);
-    for (Py_ssize_t k = 0; raws != NULL && k < count; k++) {
-        PyObject *raw = raw_tuple(&fields[k], shape_of((PyArrayObject *)values[k]));
-        if (raw == NULL) {
-            Py_CLEAR(raws);
-            break;
-        }
-        PyTuple_SET_ITEM(raws, k, raw);
-    }
-    return raws;
+    const Described *arrays = described;
+    return raw_tuple(&arrays->fields[k], shape_of((PyArrayObject *)arrays->values[k]));
 }
 
 /* `*raws` made from the fields where it is not made yet (a packed call that a Python check or a
@@ -1020,7 +1029,8 @@ static PyObject *
 ensure_raws(PyObject **raws, const RawFields *fields, PyObject *const *values, Py_ssize_t count)
 {
     if (*raws == NULL) {
-        *raws = raws_of(fields, values, count);
+        Described described = {fields, values};
+        *raws = raws_tuple(count, described_raw_at, &described);
     }
     return *raws;
 }
