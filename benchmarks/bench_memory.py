@@ -35,7 +35,8 @@ def negate(x: np.ndarray) -> np.ndarray:
 
 
 def record_size(row: Any, shared: set[int]) -> int:
-    """Bytes one stored row holds on its own (the call site and process tuples are shared)."""
+    """Bytes one stored row holds on its own (the call site and process tuples are shared; a
+    PackedRow holds its fields and samples in its own memory, what ``sys.getsizeof`` gives)."""
     if id(row) in shared:
         return 0
     if isinstance(row, np.ndarray):
@@ -73,7 +74,8 @@ def child(capture: str, calls: int) -> dict[str, Any]:
                 rss[f"{index * 100 // CHUNKS}%"] = rss_bytes()
     finally:
         npi.uninstall()
-    row = rec.invocations()[-1].row()
+    stored, _, _ = rec.rows_since(rec.total - 1, rec.clears)
+    row = stored[-1]  # as the recorder keeps it: a CallRow tuple, or the compiled core's PackedRow
     shared = {id(row[1]), id(row[11])}
     return {
         "capture": capture, "calls": rec.total, "kept": len(rec), "rss": rss,
