@@ -108,7 +108,7 @@ floor_describe(PyObject *value, long turn, int hash, FloorArray *out, char *samp
  * every call, thread, timing), into a preallocated arena of fixed-layout records: no Python
  * object made per call. Anything else goes to `call`. */
 static PyObject *
-floor_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
+floor_call_as(PyObject *module, PyObject *const *argv, Py_ssize_t argc, int keep)
 {
     if (argc < 4 || !initialized) {  /* core_call says what is wrong */
         return core_call(module, argv, argc);
@@ -140,7 +140,7 @@ floor_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
         Py_DECREF(fast);
         return core_call(module, argv, argc);
     }
-    long capture = PyLong_AsLong(PyTuple_GET_ITEM(fast, F_CAPTURE));
+    long capture = keep ? PyLong_AsLong(PyTuple_GET_ITEM(fast, F_CAPTURE)) : 0;
     int retained = fast_flag(fast, F_RETAINED), mutation = fast_flag(fast, F_MUTATION);
     int hash_outputs = fast_flag(fast, F_HASH_OUTPUTS);
     long calls = floor_calls++;
@@ -195,6 +195,22 @@ floor_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
     for (Py_ssize_t j = 0; plain_outputs && j < m; j++) {
         plain_outputs = Py_TYPE(outputs[j]) == ndarray_type
                         && (PyArray_FLAGS((PyArrayObject *)outputs[j]) & NPY_ARRAY_C_CONTIGUOUS);
+    }
+    if (!keep) {  /* the byte work alone: outputs hashed as a record would hash them, nothing kept */
+        for (Py_ssize_t j = 0; plain_outputs && j < m; j++) {
+            FloorArray output;
+            if (floor_describe(outputs[j], turn, hash_outputs, &output, NULL) < 0) {
+                PyErr_Clear();
+                continue;
+            }
+            Py_DECREF(output.dtype);
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_DECREF(described[i].dtype);
+        }
+        floor_skipped += !plain_outputs;
+        Py_DECREF(fast);
+        return result;
     }
     Py_ssize_t sample_room = 0;
     for (Py_ssize_t i = 0; capture && plain_outputs && i < n + m; i++) {
@@ -255,6 +271,20 @@ floor_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
     floor_index[(record->seq - 1) % FLOOR_RECORDS] = record;
     Py_DECREF(fast);
     return result;
+}
+
+static PyObject *
+floor_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
+{
+    return floor_call_as(module, argv, argc, 1);
+}
+
+/* bytes_call(probe, func, args, plan, eager_inputs=()): only the byte work of compact_call (the
+ * inputs hashed before and after the call, the outputs hashed), nothing described or kept. */
+static PyObject *
+bytes_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
+{
+    return floor_call_as(module, argv, argc, 0);
 }
 
 static PyObject *

@@ -1,6 +1,6 @@
 """What recording would cost inside TF if a call made no Python object: the floor of a compact record.
 
-    python benchmarks/core_floor.py              # about 8 minutes
+    python benchmarks/core_floor.py              # about 10 minutes
     python benchmarks/core_floor.py --quick      # about 1 minute, fewer rounds
 
 Inside TF the cost of a recorded call follows the objects it makes, keeps and frees
@@ -22,13 +22,17 @@ It leaves out what a real design would need on top: the per-op aggregates beyond
 (shapes, overlaps, per-function stats), the readers that turn records back into rows, the panel's
 feed. So its cost is a lower bound of that design's.
 
-Between the two: today's core with its rows made but not kept (the recorder's store appends them
-to a deque of no length, which frees them at once). It tells what making a call's row costs apart
-from keeping, folding and freeing it later.
+Below it: the byte checks alone (``bytes_call``: the inputs hashed before and after the call and
+the outputs hashed, by the same turns, nothing else described, nothing kept), what the default
+checks must read whatever the record looks like.
+
+Between the compact record and today's core: today's core with its rows made but not kept (the
+recorder's store appends them to a deque of no length, which frees them at once). It tells what
+making a call's row costs apart from keeping, folding and freeing it later.
 
 Timed like ``run.py``'s rows, in paired ABBA rounds against the bare call in one process: the
 16-element loop-carried loop of the overhead benchmark and the ``tf.data`` pipeline of
-``bench_pipeline.py``, each under the four variants (the hook alone is the floor of any instrument
+``bench_pipeline.py``, each under the five variants (the hook alone is the floor of any instrument
 in TF's PyFunc registry).
 """
 
@@ -50,10 +54,11 @@ FLOOR_SOURCE = Path(__file__).resolve().with_name("core_floor.c")
 METHOD_TABLE = "static PyMethodDef core_methods[] = {"
 FLOOR_METHODS = (
     '\n    {"compact_call", (PyCFunction)(void (*)(void))floor_call, METH_FASTCALL, NULL},'
+    '\n    {"bytes_call", (PyCFunction)(void (*)(void))bytes_call, METH_FASTCALL, NULL},'
     '\n    {"floor_stats", floor_stats, METH_NOARGS, NULL},'
 )
 TODAY, DROPPED = "today's core", "today's rows, not kept"
-COMPACT, HOOK = "compact record (floor)", "registry hook alone"
+COMPACT, BYTES, HOOK = "compact record (floor)", "byte checks alone", "registry hook alone"
 
 
 def floor_source() -> str:
@@ -114,7 +119,7 @@ def main() -> None:
             """Each variant's timed run, its ring buffer (or arena) filled first: the steady state."""
             timed = {}
             for case, call in ((TODAY, today_call), (DROPPED, today_call), (COMPACT, core.compact_call),
-                               (HOOK, straight)):
+                               (BYTES, core.bytes_call), (HOOK, straight)):
                 with recording(call) as recorder:
                     fill()
                 if case == DROPPED:  # the core's own store appends to a deque that keeps nothing
