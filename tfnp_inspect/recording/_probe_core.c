@@ -794,8 +794,9 @@ packable(PyObject *value)
 
 static PyObject *
 packed_row_new(PyObject *site, PyObject *thread_name, PyObject *process, long long seq, long long start,
-               long long duration, unsigned long thread_id, const RawFields *inputs, PyObject *const *in_values,
-               int n, const RawFields *outputs, PyObject *const *out_values, int m)
+               long long duration, unsigned long thread_id, long long bytes_in, long long bytes_out,
+               const RawFields *inputs, PyObject *const *in_values, int n,
+               const RawFields *outputs, PyObject *const *out_values, int m)
 {
     Py_ssize_t samples = 0;
     for (int k = 0; k < n + m; k++) {
@@ -815,7 +816,8 @@ packed_row_new(PyObject *site, PyObject *thread_name, PyObject *process, long lo
     row->thread_id = thread_id;
     row->inputs = n;
     row->outputs = m;
-    row->bytes_in = row->bytes_out = 0;
+    row->bytes_in = bytes_in;
+    row->bytes_out = bytes_out;
     char *sample = (char *)&row->arrays[n + m];
     for (int k = 0; k < n + m; k++) {
         PackedArray *array = &row->arrays[k];
@@ -829,12 +831,6 @@ packed_row_new(PyObject *site, PyObject *thread_name, PyObject *process, long lo
         }
         array->ndim = PyArray_NDIM(value);
         memcpy(array->dims, PyArray_DIMS(value), (size_t)array->ndim * sizeof(npy_intp));
-        if (k < n) {
-            row->bytes_in += array->fields.nbytes;
-        }
-        else {
-            row->bytes_out += array->fields.nbytes;
-        }
     }
     return (PyObject *)row;
 }
@@ -1154,19 +1150,19 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
     }
     /* packed: every input is described as C values (in_fields), made into RawArray tuples
      * (raw_inputs) only if a Python check or a CallRow tuple needs them; else raw_inputs at once */
-    Py_ssize_t samples_used = 0;
     int packed = n <= PACKED_MAX_ARRAYS;
+    Py_ssize_t in_room = 0, samples_used = 0;
     for (Py_ssize_t i = 0; packed && i < n; i++) {
         packed = is_plain_array(values[i]) && packable(values[i]);
-        samples_used += packed ? sample_room(values[i], capture) : 0;
+        in_room += packed ? sample_room(values[i], capture) : 0;
     }
-    packed = packed && samples_used <= PACKED_SAMPLE_BYTES;
-    samples_used = 0;
+    packed = packed && in_room <= PACKED_SAMPLE_BYTES;
     if (!packed && (raw_inputs = PyTuple_New(n)) == NULL) {
         goto done;
     }
     long long bytes_in = 0;
     int inputs_rehashable = 1;  /* every input array re-hashable here (else: the Python check) */
+    int inputs_sampled = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *value = values[i];
         roots[i] = Py_TYPE(value) == ndarray_type ? alias_root(value) : NULL;
@@ -1193,6 +1189,7 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
         if (roots[i] != NULL && !(in_bits[i] & (flag_buffer_hash | flag_sampled))) {
             inputs_rehashable = 0;
         }
+        inputs_sampled |= (in_bits[i] & flag_sampled) != 0;
     }
 
     if (watch != Py_None && (tokens_before = PyObject_CallMethodNoArgs(watch, s_snapshot)) == NULL) {
@@ -1319,17 +1316,12 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
     }
     /* packed_out: the outputs described as C values too (out_fields), where the inputs were */
     int packed_out = packed && m <= PACKED_MAX_ARRAYS;
+    Py_ssize_t out_room = 0;
     for (Py_ssize_t j = 0; packed_out && j < m; j++) {
         packed_out = is_plain_array(outputs[j]) && packable(outputs[j]);
-        samples_used += packed_out ? sample_room(outputs[j], capture) : 0;
+        out_room += packed_out ? sample_room(outputs[j], capture) : 0;
     }
-    packed_out = packed_out && samples_used <= PACKED_SAMPLE_BYTES;
-    if (packed_out) {
-        samples_used -= 0;
-        for (Py_ssize_t j = 0; j < m; j++) {
-            samples_used -= sample_room(outputs[j], capture);  /* back to the inputs' samples */
-        }
-    }
+    packed_out = packed_out && samples_used + out_room <= PACKED_SAMPLE_BYTES;
     if (!packed_out && (raw_outputs = PyTuple_New(m)) == NULL) {
         goto done;
     }
@@ -1411,10 +1403,6 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
             }
         }
     }
-    int inputs_sampled = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        inputs_sampled |= (in_bits[i] & flag_sampled) != 0;
-    }
     if (fast_flag(fast, F_NONDETERMINISM) && (turn < 0 || !(inputs_sampled || outputs_sampled))) {
         if ((violations = list_ready(violations)) == NULL || ensure_raws(&raw_inputs, in_fields, values, n) == NULL
             || ensure_raws(&raw_outputs, out_fields, outputs, m) == NULL) {
@@ -1469,7 +1457,8 @@ core_call(PyObject *module, PyObject *const *argv, Py_ssize_t argc)
         unsigned long thread = PyLong_AsUnsignedLong(ident);
         if (!PyErr_Occurred()) {
             row = packed_row_new(PyTuple_GET_ITEM(fast, F_SITE_ROW), name, process, number, start + wall_offset_ns,
-                                 duration, thread, in_fields, values, (int)n, out_fields, outputs, (int)m);
+                                 duration, thread, bytes_in, bytes_out, in_fields, values, (int)n, out_fields,
+                                 outputs, (int)m);
         }
         Py_DECREF(ident);
         Py_DECREF(name);
