@@ -25,8 +25,10 @@ import pytest
 from tfnp_inspect.checks.tout import ToutSpec
 from tfnp_inspect.model.fingerprints import XXH3_SYMBOLS, xxh3_function_address
 from tfnp_inspect.model.records import (
+    A_WILL_BE_COPIED,
     C_DURATION_NS,
     C_ERROR,
+    C_RAW_OUTPUTS,
     C_SEQ,
     C_START_NS,
     C_STATIC_HINTS,
@@ -60,10 +62,17 @@ def _probe(func: Any, tout: ToutSpec | None, stateful: bool, static_shapes: Any,
 
 
 def _comparable(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A stored row without what differs from run to run (call numbers, times, threads) or
-    between the cores by design (the frames in a failed call's traceback)."""
+    """A stored row without what differs from run to run (call numbers, times, threads, where the
+    allocator put an output) or between the cores by design (the frames in a failed call's
+    traceback). The copy hint says whether an output's address is 64-byte aligned: each core
+    returns its own array, so only whether it was judged is compared here (its truth is checked
+    by test_copy_hints_tell_the_truth_about_the_returned_arrays)."""
     skipped = {C_SEQ, C_START_NS, C_DURATION_NS, C_THREAD_ID, C_THREAD_NAME}
     row = list(row)
+    row[C_RAW_OUTPUTS] = tuple(
+        (*raw[:A_WILL_BE_COPIED], raw[A_WILL_BE_COPIED] is not None, *raw[A_WILL_BE_COPIED + 1:])
+        for raw in row[C_RAW_OUTPUTS]
+    )
     if row[C_ERROR] is not None:  # its traceback has the reference core's frames
         row[C_ERROR] = str(row[C_ERROR])
     for findings in (C_VIOLATIONS, C_STATIC_HINTS):  # (kind, function, call number, ...) each
@@ -130,6 +139,19 @@ def test_the_compiled_core_hashes_array_memory_with_xxhash_itself() -> None:
     for size in (1, 4, 60, 61, 64, 1_000, 16_383, 16_384, 16_385, 300_000):
         _same(scale, lambda size=size: _views(110, size=size))
         _same(scale, lambda size=size: _views(20, size=size), byte_checks="every-call")
+
+
+@pytest.mark.parametrize("core", ["python", "compiled"])
+def test_copy_hints_tell_the_truth_about_the_returned_arrays(core: str) -> None:
+    """In graph mode an output of 1 MiB or more gets a copy hint: TF copies an array whose
+    address is not 64-byte aligned. Each core's hint is what the array it returned shows."""
+    recorder = Recorder()
+    plan = active.Plan.of((recorder,))
+    probe = _probe(scale, FLOAT32, True, None, ORIGIN_DECLARED)
+    call = CallProbe.call if core == "python" else compiled
+    returned = [call(probe, scale, args, plan) for args in _views(40, size=300_000)]
+    hints = [row[C_RAW_OUTPUTS][0][A_WILL_BE_COPIED] for row in recorder._buffer]
+    assert hints == [bool(array.ctypes.data % 64) for array in returned]
 
 
 def test_the_compiled_core_takes_the_cpu_dispatched_xxh3() -> None:
