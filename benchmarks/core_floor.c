@@ -67,39 +67,27 @@ floor_room(Py_ssize_t size)
     return room;
 }
 
-/* One array's description into `out`, its stats sample (as stats_sample takes it) into `sample`
+/* One array's description into `out` (the core's describe_plain for plain arrays: the same
+ * hashes and stats sample; for others their dtype and shape only), its stats sample into `sample`
  * where that is not NULL. */
 static int
 floor_describe(PyObject *value, long turn, int hash, FloorArray *out, char *sample)
 {
     PyArrayObject *array = (PyArrayObject *)value;
-    char kind = PyArray_DESCR(array)->kind;
-    out->dtype = PyArray_DESCR(array);
+    RawFields fields = {.dtype = PyArray_DESCR(array), .nbytes = PyArray_NBYTES(array), .alias = -1,
+                        .bits = PyArray_FLAGS(array) & (flag_c_contiguous | flag_writeable)};
+    if (is_plain_array(value) && describe_plain(value, sample != NULL, -1, 0, turn, hash, &fields, sample) < 0) {
+        return -1;
+    }
+    out->dtype = fields.dtype;
     Py_INCREF(out->dtype);
     out->ndim = PyArray_NDIM(array) < FLOOR_MAX_DIMS ? PyArray_NDIM(array) : FLOOR_MAX_DIMS;
     memcpy(out->dims, PyArray_DIMS(array), (size_t)out->ndim * sizeof(npy_intp));
-    out->nbytes = PyArray_NBYTES(array);
-    out->flags = PyArray_FLAGS(array) & (flag_c_contiguous | flag_writeable);
+    out->nbytes = fields.nbytes;
+    out->flags = fields.bits;
     out->alias = -1;
-    out->fingerprint = 0;
-    if (hash && is_plain_kind(kind)) {
-        int sampled = turn >= 0 && out->nbytes >= sampled_min_bytes;
-        if (array_hash(array, sampled, turn, &out->fingerprint) < 0) {
-            return -1;
-        }
-        out->flags |= sampled ? flag_sampled : flag_buffer_hash;
-    }
-    out->sample_bytes = 0;
-    if (sample != NULL && strchr("biuf", kind) != NULL) {
-        Py_ssize_t size = PyArray_SIZE(array), itemsize = PyArray_ITEMSIZE(array);
-        Py_ssize_t count = size < sample_elements ? size : sample_elements;
-        Py_ssize_t step = count ? size / count : 1;
-        const char *from = PyArray_BYTES(array);
-        for (Py_ssize_t i = 0; i < count; i++) {
-            memcpy(sample + i * itemsize, from + i * step * itemsize, (size_t)itemsize);
-        }
-        out->sample_bytes = count * itemsize;
-    }
+    out->fingerprint = fields.fingerprint;
+    out->sample_bytes = fields.sample_bytes;
     return 0;
 }
 
